@@ -1,0 +1,153 @@
+"""Load an SD1/SD2 LDM checkpoint with the real `ldm` code, offline."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .clip_files import CLIP_L_TEXT, text_config, write_clip_folder
+from .families import CLIP_L, family_config, family_of
+from .protocol import Family, ModelParts
+
+if TYPE_CHECKING:
+    import torch
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LORA_LAB_CACHE", Path.home() / ".cache" / "lora_lab"))
+
+
+def _clip_l_folder() -> Path:
+    folder = cache_dir() / "clip-vit-large-patch14"
+    if not (folder / "merges.txt").is_file():
+        write_clip_folder(folder, _clip_l_config())
+    return folder
+
+
+def _clip_l_config() -> dict[str, Any]:
+    c = CLIP_L_TEXT
+    return text_config(c["hidden_size"], c["intermediate_size"], c["num_attention_heads"],
+                       c["num_hidden_layers"], c["projection_dim"])
+
+
+def _local_clip_folder(version: str) -> str:
+    if Path(version, "config.json").is_file():
+        return version
+    if version == CLIP_L:
+        return str(_clip_l_folder())
+    raise CheckpointError(f"text encoder {version!r} is neither a local folder nor {CLIP_L}")
+
+
+@contextmanager
+def _offline_clip() -> Iterator[None]:
+    """ldm's FrozenCLIPEmbedder calls `from_pretrained(version)` for weights and tokenizer; the
+    weights are in the checkpoint, so build the text model from its config alone (as the WebUI does)
+    and read tokenizer files from a local folder."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    tokenizer_from_pretrained = CLIPTokenizer.from_pretrained
+
+    def model_from_config(cls: type, version: str, *args: Any, **kwargs: Any) -> Any:
+        return cls(CLIPTextConfig.from_pretrained(_local_clip_folder(str(version))))
+
+    def tokenizer_local(cls: type, version: str, *args: Any, **kwargs: Any) -> Any:
+        return tokenizer_from_pretrained(_local_clip_folder(str(version)), *args, **kwargs)
+
+    with _class_attr(CLIPTextModel, "from_pretrained", classmethod(model_from_config)), \
+            _class_attr(CLIPTokenizer, "from_pretrained", classmethod(tokenizer_local)):
+        yield
+
+
+@contextmanager
+def _class_attr(cls: type, name: str, value: Any) -> Iterator[None]:
+    own = cls.__dict__.get(name, _MISSING)
+    setattr(cls, name, value)
+    try:
+        yield
+    finally:
+        if own is _MISSING:
+            delattr(cls, name)
+        else:
+            setattr(cls, name, own)
+
+
+_MISSING = object()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if path.suffix in (".ckpt", ".pt", ".pth"):
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        return sd.get("state_dict", sd)
+    raise CheckpointError(f"{path.name}: expected a .safetensors or .ckpt checkpoint")
+
+
+def resolve_config(checkpoint: Path, config: Path | None, family: Family | None) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    if config is None and checkpoint.with_suffix(".yaml").is_file():
+        config = checkpoint.with_suffix(".yaml")
+    if config is not None:
+        return OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[return-value]
+    return family_config(family or "sd1")
+
+
+def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None = None,
+             device: str = "cpu") -> tuple[Any, Family]:
+    """Build the LatentDiffusion the config describes and load the checkpoint into it, strictly for
+    the UNet, VAE and text encoder. Returns (model in eval mode, family)."""
+    import torch
+
+    from .ldm_import import import_ldm
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    cfg = resolve_config(checkpoint, config, family)
+    fam = family_of(cfg)
+    if fam != "sd1":
+        raise CheckpointError(f"{checkpoint.name}: the standalone host loads SD1 checkpoints for now "
+                              f"({fam} needs open_clip); use it inside the WebUI")
+    import_ldm()
+    from ldm.util import instantiate_from_config
+
+    with _offline_clip():
+        model = instantiate_from_config(cfg["model"])
+    state = read_state_dict(checkpoint)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    needed = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer.")
+    missing = [k for k in missing if k.startswith(needed) and not k.endswith("position_ids")]
+    if missing:
+        raise CheckpointError(f"{checkpoint.name} does not fit its config: {len(missing)} missing "
+                              f"weights, e.g. {missing[:3]}")
+    model.eval().to(device)
+    del state
+    torch.set_grad_enabled(True)  # instantiate does not change it, but be explicit for callers
+    return model, fam
+
+
+def parts_from_ldm(model: Any, family: Family, checkpoint_name: str) -> ModelParts:
+    """ModelParts of a plain ldm LatentDiffusion (standalone) — the WebUI adapter has its own."""
+    import torch
+
+    unet = model.model.diffusion_model
+    first = next(unet.parameters())
+    return ModelParts(
+        unet=unet, text_encoder=model.cond_stage_model.transformer,
+        tokenizer=model.cond_stage_model.tokenizer, vae=model.first_stage_model,
+        alphas_cumprod=model.alphas_cumprod.detach().to(torch.float32).cpu(),
+        parameterization=model.parameterization, family=family,
+        latent_scale=float(model.scale_factor), device=first.device, dtype=first.dtype,
+        checkpoint_name=checkpoint_name,
+    )

@@ -1,0 +1,109 @@
+"""What the core needs from a host, and nothing more.
+
+A host is the WebUI (`lora_lab.glue.webui_host`) or the standalone loader
+(`lora_lab.host.standalone`). Core code receives one and never asks where it came from.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+Family = Literal["sd1", "sd2", "sd2-v"]
+Parameterization = Literal["eps", "v"]
+
+
+@dataclass
+class ModelParts:
+    """The pieces of a loaded SD1/SD2 model the core works with.
+
+    `unet(x, timesteps, context)` predicts noise (eps) or velocity (v); `text_encoder` is the HF
+    `CLIPTextModel` and `tokenizer` its `CLIPTokenizer`; `vae` is ldm's `AutoencoderKL`.
+    """
+
+    unet: torch.nn.Module
+    text_encoder: torch.nn.Module
+    tokenizer: Any
+    vae: torch.nn.Module
+    alphas_cumprod: torch.Tensor  # float32[1000], the training schedule (never a per-generation override)
+    parameterization: Parameterization
+    family: Family
+    latent_scale: float
+    device: torch.device
+    dtype: torch.dtype  # dtype of the UNet weights
+    checkpoint_name: str
+    clip_skip: int = 1
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    name: str  # "webui" or "standalone"
+    version: str  # host version (WebUI version, or LoRA Lab's own for standalone)
+    model_family: Family | None  # None while no model is loaded
+    checkpoint: str | None
+
+
+@dataclass
+class PreviewRequest:
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+
+
+@runtime_checkable
+class ProgressSink(Protocol):
+    """Where long jobs report: the WebUI progress bar, or a terminal bar."""
+
+    def begin(self, job: str, total: int) -> None: ...
+
+    def update(self, step: int, total: int | None = None, text: str = "",
+               image: Image.Image | None = None) -> None: ...
+
+    def end(self) -> None: ...
+
+
+@runtime_checkable
+class InterruptFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+@runtime_checkable
+class Host(Protocol):
+    name: str
+    progress: ProgressSink
+    interrupt: InterruptFlag
+
+    def info(self) -> HostInfo:
+        """Cheap description; must not load a model."""
+        ...
+
+    def model_parts(self) -> ModelParts:
+        """The loaded model (loading it first if the host loads lazily)."""
+        ...
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold the host's model exclusively (no generation runs meanwhile); re-entrant per thread."""
+        ...
+
+    def render_preview(self, request: PreviewRequest) -> Image.Image:
+        """Generate one image with the host's own pipeline (active hooks included)."""
+        ...
+
+    def lora_dir(self) -> Path: ...
+
+    def models_dir(self) -> Path:
+        """Where LoRA Lab keeps its own models (taggers)."""
+        ...

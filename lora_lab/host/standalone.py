@@ -1,0 +1,79 @@
+"""The standalone host: an LDM checkpoint loaded with the real `ldm` code, progress on the terminal,
+Ctrl-C as Interrupt. Used by the CLI, `python -m lora_lab ui` and the tests."""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from .progress import InterruptEvent, ReentrantExclusive, TerminalProgress
+from .protocol import Family, HostInfo, ModelParts, PreviewRequest, ProgressSink
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("LORA_LAB_HOME", Path.home() / "lora_lab"))
+
+
+class StandaloneHost:
+    name = "standalone"
+
+    def __init__(self, checkpoint: Path | None = None, config: Path | None = None,
+                 family: Family | None = None, device: str = "cpu", home: Path | None = None,
+                 progress: ProgressSink | None = None) -> None:
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.config = Path(config) if config else None
+        self.family = family
+        self.device = device
+        self.home = Path(home) if home else default_home()
+        self.progress: ProgressSink = progress or TerminalProgress()
+        self.interrupt = InterruptEvent()
+        self.exclusive_lock = ReentrantExclusive()
+        self._parts: ModelParts | None = None
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+
+    def info(self) -> HostInfo:
+        family = self._parts.family if self._parts else None
+        return HostInfo(name=self.name, version=__version__, model_family=family,
+                        checkpoint=self.checkpoint.name if self.checkpoint else None)
+
+    @property
+    def loaded(self) -> bool:
+        return self._parts is not None
+
+    def model_parts(self) -> ModelParts:
+        with self._load_lock:
+            if self._parts is None:
+                if self.checkpoint is None:
+                    raise RuntimeError("no checkpoint: start with --checkpoint PATH")
+                from .ldm_loader import load_ldm, parts_from_ldm
+
+                self._model, family = load_ldm(self.checkpoint, self.config, self.family, self.device)
+                self._parts = parts_from_ldm(self._model, family, self.checkpoint.stem)
+            return self._parts
+
+    @property
+    def ldm_model(self) -> Any:
+        self.model_parts()
+        return self._model
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self.exclusive_lock()
+
+    def render_preview(self, request: PreviewRequest) -> Image.Image:
+        from ..sampling import sample
+
+        with self.exclusive():
+            return sample(self.model_parts(), request)
+
+    def lora_dir(self) -> Path:
+        return self.home / "Lora"
+
+    def models_dir(self) -> Path:
+        return self.home / "models"

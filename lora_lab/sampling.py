@@ -1,0 +1,73 @@
+"""A small txt2img sampler over ModelParts (Euler, classifier-free guidance), for hosts that have no
+pipeline of their own (standalone previews)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .host.protocol import ModelParts, PreviewRequest
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+
+def encode_prompts(parts: ModelParts, prompts: list[str]) -> torch.Tensor:
+    import torch
+
+    tokens = parts.tokenizer(prompts, truncation=True, max_length=77, padding="max_length",
+                             return_tensors="pt").input_ids.to(parts.device)
+    with torch.no_grad():
+        out = parts.text_encoder(input_ids=tokens, output_hidden_states=parts.clip_skip > 1)
+    if parts.clip_skip > 1:
+        hidden = out.hidden_states[-parts.clip_skip]
+        return parts.text_encoder.text_model.final_layer_norm(hidden)
+    return out.last_hidden_state
+
+
+def decode_latents(parts: ModelParts, latents: torch.Tensor) -> list[Image.Image]:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with torch.no_grad():
+        images = parts.vae.decode(latents / parts.latent_scale)
+    images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arrays = images.permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(np.ascontiguousarray(a)) for a in arrays]
+
+
+def sample(parts: ModelParts, request: PreviewRequest) -> Image.Image:
+    """Euler sampling in sigma space on the model's own schedule."""
+    import torch
+
+    if request.width % 8 or request.height % 8:
+        raise ValueError("width and height must be multiples of 8")
+    acp = parts.alphas_cumprod.to(torch.float64)
+    sigmas_all = ((1 - acp) / acp).sqrt()
+    steps = max(1, request.steps)
+    timesteps = torch.linspace(len(acp) - 1, 0, steps, dtype=torch.float64).round().long()
+    sigmas = torch.cat([sigmas_all[timesteps], sigmas_all.new_zeros(1)])
+
+    cond = encode_prompts(parts, [request.negative_prompt, request.prompt])
+    gen = torch.Generator().manual_seed(int(request.seed))
+    shape = (1, 4, request.height // 8, request.width // 8)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * sigmas[0]
+    with torch.no_grad():
+        for i, t in enumerate(timesteps):
+            sigma = sigmas[i]
+            c_in = 1 / (sigma**2 + 1).sqrt()
+            x_in = (x * c_in).to(parts.device, parts.dtype).repeat(2, 1, 1, 1)
+            t_in = t.to(parts.device).repeat(2)
+            out = parts.unet(x_in, t_in, context=cond.to(parts.dtype)).to(torch.float64).cpu()
+            if parts.parameterization == "v":
+                # v = alpha*eps - sigma_vp*x0  ->  eps in the k-diffusion scaling
+                c_out = -sigma * c_in
+                c_skip = 1 / (sigma**2 + 1)
+                denoised = x * c_skip + out * c_out
+                eps = (x - denoised) / sigma
+            else:
+                eps = out
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + request.cfg_scale * (eps_cond - eps_uncond)
+            x = x + eps * (sigmas[i + 1] - sigma)
+    return decode_latents(parts, x.to(parts.device, parts.dtype))[0]
