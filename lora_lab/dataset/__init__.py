@@ -1,0 +1,1 @@
+"""Dataset preparation: images, captions, tagging, layout, planning and checks (host-free)."""
