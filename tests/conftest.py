@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny models built once per test session with the project's own builders."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("tier2") is None:
+            item.add_marker(pytest.mark.tier1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lora_lab.devtools.tiny_model import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    build_tiny_model(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir / "tiny-sd1.safetensors"
+
+
+@pytest.fixture(scope="session")
+def standalone_host(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One loaded standalone host for the session; tests must leave its model as they found it."""
+    from lora_lab.host.progress import RecordingProgress
+    from lora_lab.host.standalone import StandaloneHost
+
+    host = StandaloneHost(tiny_checkpoint, home=tmp_path_factory.mktemp("lora-lab-home"),
+                          progress=RecordingProgress())
+    host.model_parts()
+    return host
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lora_lab.devtools.tiny_tagger import build_tiny_tagger
+
+    return build_tiny_tagger(tmp_path_factory.mktemp("tiny-tagger"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep LoRA Lab's cache (e.g. the CLIP-L tokenizer files) out of the user's home."""
+    if "LORA_LAB_CACHE" not in os.environ:
+        monkeypatch.setenv("LORA_LAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
