@@ -39,9 +39,23 @@ class StandaloneHost:
         self._load_lock = threading.Lock()
 
     def info(self) -> HostInfo:
-        family = self._parts.family if self._parts else None
+        family = self._parts.family if self._parts else self._configured_family()
         return HostInfo(name=self.name, version=__version__, model_family=family,
                         checkpoint=self.checkpoint.name if self.checkpoint else None)
+
+    def _configured_family(self) -> Family | None:
+        if self.checkpoint is None:
+            return None
+        if not hasattr(self, "_family_from_config"):
+            from .families import family_of
+            from .ldm_loader import resolve_config
+
+            try:
+                self._family_from_config: Family | None = family_of(
+                    resolve_config(self.checkpoint, self.config, self.family))
+            except (OSError, ValueError, KeyError):
+                self._family_from_config = None
+        return self._family_from_config
 
     @property
     def loaded(self) -> bool:

@@ -1,0 +1,22 @@
+"""Arguments and helpers shared by commands that need a standalone host."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..host.standalone import StandaloneHost
+
+
+def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=required,
+                        help="SD1 checkpoint (.safetensors or .ckpt); a .yaml beside it is used")
+    parser.add_argument("--model-config", type=Path, default=None,
+                        help="LDM yaml config (default: beside the checkpoint, else SD1)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="LoRA Lab folder for Lora/ and models/ (default: ~/lora_lab)")
+
+
+def host_from_args(args: argparse.Namespace) -> StandaloneHost:
+    return StandaloneHost(checkpoint=args.checkpoint, config=args.model_config,
+                          device=args.device, home=args.home)

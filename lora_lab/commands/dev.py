@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("dev", help="developer tools: build the tiny test models")
+    dev = parser.add_subparsers(dest="dev_command", metavar="TOOL")
+    dev.required = True
+    model = dev.add_parser("tiny-model", help="tiny SD1 checkpoint + yaml + CLIP tokenizer folder")
+    model.add_argument("out_dir", type=Path)
+    model.set_defaults(func=tiny_model)
+    tagger = dev.add_parser("tiny-tagger", help="tiny ONNX tagger with the WD14 I/O contract")
+    tagger.add_argument("out_dir", type=Path)
+    tagger.add_argument("--side", type=int, default=64, help="input side in the graph (default 64)")
+    tagger.set_defaults(func=tiny_tagger)
+
+
+def tiny_model(args: argparse.Namespace) -> int:
+    from ..devtools.tiny_model import build_tiny_model
+
+    print(build_tiny_model(args.out_dir))
+    return 0
+
+
+def tiny_tagger(args: argparse.Namespace) -> int:
+    from ..devtools.tiny_tagger import build_tiny_tagger
+
+    print(build_tiny_tagger(args.out_dir, side=args.side))
+    return 0

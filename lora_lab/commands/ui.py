@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import argparse
+
+from .common import add_host_arguments, host_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("ui", help="serve the LoRA Lab tab on 127.0.0.1 (no WebUI needed)")
+    add_host_arguments(parser)
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..glue.standalone_app import Server
+
+    Server(host_from_args(args), port=args.port).run_forever()
+    return 0

@@ -1,0 +1,153 @@
+"""The WebUI host: `shared.sd_model`, `shared.state`, `call_queue.queue_lock`."""
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modules import call_queue, paths, shared
+
+from ..host.progress import ReentrantExclusive
+from ..host.protocol import Family, HostInfo, ModelParts, PreviewRequest
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class WebUIProgress:
+    """Reports into `shared.state`, which the WebUI's progress bar polls."""
+
+    def begin(self, job: str, total: int) -> None:
+        state = shared.state
+        if state.time_start is None or not state.job:
+            state.time_start = time.time()
+        state.job = job
+        state.job_count = total
+        state.job_no = 0
+        state.textinfo = None
+
+    def update(self, step: int, total: int | None = None, text: str = "",
+               image: Image.Image | None = None) -> None:
+        state = shared.state
+        state.job_no = step
+        if total is not None:
+            state.job_count = total
+        if text:
+            state.textinfo = text
+        if image is not None:
+            state.assign_current_image(image)
+
+    def end(self) -> None:
+        shared.state.textinfo = None
+
+
+class WebUIInterrupt:
+    def is_set(self) -> bool:
+        return bool(shared.state.interrupted)
+
+    def set(self) -> None:
+        shared.state.interrupt()
+
+    def clear(self) -> None:
+        shared.state.interrupted = False
+
+
+@lru_cache(maxsize=1)
+def webui_version() -> str:
+    from modules import launch_utils
+
+    return launch_utils.git_tag()
+
+
+def loaded_model() -> object | None:
+    """The loaded model without triggering a load (`shared.sd_model` would load one)."""
+    from modules import sd_models
+
+    return sd_models.model_data.sd_model
+
+
+def family_of_model(model: object) -> Family | None:
+    if model is None or getattr(model, "is_sdxl", False):
+        return None
+    if getattr(model, "is_sd2", False):
+        return "sd2-v" if getattr(model, "parameterization", "eps") == "v" else "sd2"
+    return "sd1"
+
+
+class WebUIHost:
+    name = "webui"
+
+    def __init__(self) -> None:
+        self.progress = WebUIProgress()
+        self.interrupt = WebUIInterrupt()
+        self.exclusive_lock = ReentrantExclusive(call_queue.queue_lock)
+
+    def info(self) -> HostInfo:
+        model = loaded_model()
+        info = getattr(model, "sd_checkpoint_info", None)
+        return HostInfo(name=self.name, version=webui_version(), model_family=family_of_model(model),
+                        checkpoint=getattr(info, "name", None))
+
+    def model_parts(self) -> ModelParts:
+        import torch
+
+        model = shared.sd_model
+        family = family_of_model(model)
+        if family is None:
+            raise RuntimeError("LoRA Lab trains SD1 and SD2 models; the loaded model is SDXL or unknown")
+        if family != "sd1":
+            raise RuntimeError("SD2 text-encoder support is not there yet; load an SD1 checkpoint")
+        wrapped = model.cond_stage_model.wrapped
+        unet = model.model.diffusion_model
+        first = next(unet.parameters())
+        alphas = getattr(model, "alphas_cumprod_original", None)
+        if alphas is None:
+            alphas = model.alphas_cumprod
+        return ModelParts(
+            unet=unet, text_encoder=wrapped.transformer, tokenizer=wrapped.tokenizer,
+            vae=model.first_stage_model, alphas_cumprod=alphas.detach().to(torch.float32).cpu(),
+            parameterization=model.parameterization, family=family,
+            latent_scale=float(model.scale_factor), device=first.device, dtype=first.dtype,
+            checkpoint_name=model.sd_checkpoint_info.name_for_extra,
+            clip_skip=int(shared.opts.CLIP_stop_at_last_layers),
+        )
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self.exclusive_lock()
+
+    def render_preview(self, request: PreviewRequest) -> Image.Image:
+        from modules import processing
+
+        model = shared.sd_model
+        p = processing.StableDiffusionProcessingTxt2Img(
+            sd_model=model, prompt=request.prompt, negative_prompt=request.negative_prompt,
+            seed=request.seed, steps=request.steps, cfg_scale=request.cfg_scale,
+            width=request.width, height=request.height, sampler_name="Euler",
+            do_not_save_grid=True, do_not_save_samples=True,
+            override_settings={"sd_model_checkpoint": model.sd_checkpoint_info.name},
+            override_settings_restore_afterwards=True,
+        )
+        with self.exclusive():
+            try:
+                processed = processing.process_images(p)
+            finally:
+                p.close()
+        return processed.images[0]
+
+    def lora_dir(self) -> Path:
+        return Path(shared.cmd_opts.lora_dir)
+
+    def models_dir(self) -> Path:
+        return Path(paths.models_path) / "lora_lab"
+
+
+_host: WebUIHost | None = None
+
+
+def get_host() -> WebUIHost:
+    global _host
+    if _host is None:
+        _host = WebUIHost()
+    return _host
