@@ -73,3 +73,14 @@ def build_tiny_model(out_dir: Path) -> Path:
     checkpoint = out_dir / f"{NAME}.safetensors"
     save_file(state, str(checkpoint), metadata={"format": "pt"})  # one key: stable bytes
     return checkpoint
+
+
+def tiny_checkpoint() -> Path:
+    """The tiny checkpoint in LoRA Lab's cache, built on first use."""
+    from ..host.ldm_loader import cache_dir
+
+    folder = cache_dir() / "tiny-model"
+    checkpoint = folder / f"{NAME}.safetensors"
+    if not checkpoint.is_file():
+        build_tiny_model(folder)
+    return checkpoint
