@@ -2,4 +2,4 @@
 All logic lives in the `lora_lab` package (imported here so later lazy imports resolve)."""
 from lora_lab.glue import webui_register
 
-webui_register.register()
+webui_register.register(__file__)

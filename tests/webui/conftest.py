@@ -1,0 +1,24 @@
+"""Tier 2: a real A1111 v1.10.1 checkout named by LORA_LAB_WEBUI, started once per session."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lora_lab.devtools.webui_runner import WebUI, webui_checkout
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/webui/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.tier2)
+
+
+@pytest.fixture(scope="session")
+def webui(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Iterator[WebUI]:
+    checkout = webui_checkout()
+    if checkout is None:
+        pytest.skip("tier 2 needs LORA_LAB_WEBUI=<A1111 v1.10.1 checkout with venv/> (docs/webui-tier.md)")
+    with WebUI(checkout, tmp_path_factory.mktemp("webui-data"), tiny_checkpoint) as running:
+        yield running
