@@ -119,6 +119,10 @@ def _has_image_signature(path: Path) -> bool:
 
 
 def _orientation(im: Image.Image) -> int:
+    # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk (~170x slower
+    # than the header); an orientation stored after the pixel data is rare enough to ignore.
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
     try:
         return int(im.getexif().get(0x0112, 1))
     except Exception:
@@ -152,15 +156,22 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: Path, max_pixels: int = MAX_PIXELS,
-             background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+             background: tuple[int, int, int] = (255, 255, 255),
+             draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode fully to 8-bit RGB: EXIF orientation applied, any transparency composited on
-    `background`, first frame of an animation. Raises ImageProblem with the reason."""
+    `background`, first frame of an animation. Raises ImageProblem with the reason.
+
+    `draft_size`: a JPEG may be decoded at a reduced DCT scale (1/2, 1/4, 1/8) that still leaves
+    it at least this size; other formats ignore it."""
     path = Path(path)
-    im = _open(path, max_pixels)
+    source = im = _open(path, max_pixels)
     try:
         im.seek(0)
+        if draft_size is not None:
+            im.draft(None, draft_size)
         im.load()
-        im = ImageOps.exif_transpose(im)
+        if _orientation(im) != 1:
+            im = ImageOps.exif_transpose(im)
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
             im = _to_8bit(im)
         if im.mode == "P":
@@ -173,7 +184,9 @@ def load_rgb(path: Path, max_pixels: int = MAX_PIXELS,
             canvas = Image.new("RGB", im.size, background)
             canvas.paste(im, mask=im.getchannel("A"))
             return canvas
-        return im.convert("RGB") if im.mode != "RGB" else im.copy()
+        if im.mode != "RGB":
+            return im.convert("RGB")
+        return im.copy() if im is source else im
     except ImageProblem:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -186,7 +199,7 @@ def load_rgb(path: Path, max_pixels: int = MAX_PIXELS,
             reason = f"cannot decode: {reason}"
         raise ImageProblem(path, reason) from None
     finally:
-        im.close()
+        source.close()
 
 
 def scan_problems(paths: Iterable[Path]) -> list[ImageProblem]:

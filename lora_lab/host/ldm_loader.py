@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,18 @@ def _clip_l_folder() -> Path:
     if not (folder / "merges.txt").is_file():
         write_clip_folder(folder, _clip_l_config())
     return folder
+
+
+def clip_tokenizer() -> Any:
+    """CLIP-L's `CLIPTokenizer` (the BPE all SD families share), built offline and cached."""
+    return _tokenizer_in(str(_clip_l_folder()))
+
+
+@lru_cache(maxsize=2)
+def _tokenizer_in(folder: str) -> Any:
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(folder)
 
 
 def _clip_l_config() -> dict[str, Any]:
