@@ -94,8 +94,9 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise ImageProblem(path, "empty file (0 bytes)")
     try:
         im = Image.open(path)  # reads the header only
-    except Image.DecompressionBombError as e:
-        raise ImageProblem(path, f"too large to load safely: {e}") from None
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000
+        raise ImageProblem(path, f"too large to load safely (over {limit} megapixels)") from None
     except UnidentifiedImageError:
         if _has_image_signature(path):
             raise ImageProblem(path, "corrupt image (damaged header or checksum error)") from None

@@ -42,13 +42,15 @@ def selected_tags_csv() -> str:
     return out.getvalue()
 
 
-def tagger_graph(side: int = 64, features: int = 16, seed: int = SEED) -> bytes:
-    """NHWC uint-range input -> /255 -> NCHW -> conv(stride 4) -> relu -> global pool -> gemm -> sigmoid."""
+def tagger_graph(side: int = 64, features: int = 16, seed: int = SEED, batch: int | str = "batch") -> bytes:
+    """NHWC uint-range input -> /255 -> NCHW -> conv(stride 4) -> relu -> global pool -> gemm -> sigmoid.
+
+    `batch`: a name for a dynamic batch axis, or a number to fix it (as some v2 exports do)."""
     rng = np.random.RandomState(seed)
     n_tags = len(tag_rows())
     g = Graph("tiny_wd14")
-    g.inputs.append(value_info(INPUT_NAME, ["batch", side, side, 3]))
-    g.outputs.append(value_info(OUTPUT_NAME, ["batch", n_tags]))
+    g.inputs.append(value_info(INPUT_NAME, [batch, side, side, 3]))
+    g.outputs.append(value_info(OUTPUT_NAME, [batch, n_tags]))
     x = g.node("Div", [INPUT_NAME, g.const("scale", np.array(255.0, np.float32))])
     x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
     w = g.const("conv_w", (rng.standard_normal((features, 3, 4, 4)) * 0.5).astype(np.float32))
@@ -64,10 +66,10 @@ def tagger_graph(side: int = 64, features: int = 16, seed: int = SEED) -> bytes:
     return g.serialize()
 
 
-def build_tiny_tagger(out_dir: Path, side: int = 64) -> Path:
+def build_tiny_tagger(out_dir: Path, side: int = 64, batch: int | str = "batch") -> Path:
     """Write `model.onnx` + `selected_tags.csv` into out_dir; returns the folder."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.onnx").write_bytes(tagger_graph(side))
+    (out_dir / "model.onnx").write_bytes(tagger_graph(side, batch=batch))
     (out_dir / "selected_tags.csv").write_text(selected_tags_csv(), encoding="utf-8", newline="")
     return out_dir
