@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset.atomic import WriteRefused, check_writable
+from ..dataset.caption_edits import trigger as trigger_first
 from ..dataset.captions import (Caption, CaptionEncodingError, TextFormat, caption_path,
-                                encode_caption, make_caption, merge_tags, read_caption,
-                                stem_collisions, tag_key)
+                                encode_caption, merge_tags, read_caption, stem_collisions)
 from ..dataset.images import IMAGE_EXTENSIONS, ImageProblem, find_images
 from ..dataset.journal import Journal, Operation
 from ..host.protocol import Host
@@ -146,10 +146,7 @@ def caption_bytes(existing: Caption | None, fmt: TextFormat, tags: list[str], mo
     if merged is None:
         return None
     if trigger:  # the trigger leads even when new tags are appended to an older caption
-        key = tag_key(trigger)
-        head = [t for t in merged.tags[:merged.sentence_at] if tag_key(t) != key]
-        tail = [t for t in merged.tags[merged.sentence_at:] if tag_key(t) != key]
-        merged = make_caption([trigger] + head + tail, merged.sentence, len(head) + 1)
+        merged = trigger_first(trigger)(merged)
     return encode_caption(merged.render(), fmt)
 
 
