@@ -1,15 +1,19 @@
-"""The `/lora-lab/v1/` HTTP API, for the WebUI and the standalone server alike."""
+"""The `/lora-lab/v1/` HTTP API, for the WebUI and the standalone server alike. Each capability
+adds its routes from its own module (`api_<name>.add_routes(router, get_host)`)."""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from .. import __version__
 from ..host.protocol import Host
+from ..jobs import registry
 
 PREFIX = "/lora-lab/v1"
+CAPABILITIES = ["api_dataset"]
 
 
 def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) -> APIRouter:
@@ -22,4 +26,16 @@ def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) 
                 "host_version": host_info.version, "model_family": host_info.model_family,
                 "checkpoint": host_info.checkpoint}
 
+    @router.get("/jobs/{job_id}")
+    def job_status(job_id: str) -> dict[str, Any]:
+        job = registry.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        status = job.status()
+        if not job.running and hasattr(job.result, "to_dict"):
+            status["result"] = job.result.to_dict()
+        return status
+
+    for name in CAPABILITIES:
+        importlib.import_module(f"{__package__}.{name}").add_routes(router, get_host)
     return router

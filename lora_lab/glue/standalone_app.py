@@ -26,10 +26,11 @@ def build_page(host: Host) -> gr.Blocks:
     """The tab inside an outer page, with the same ids, CSS and JS the WebUI gives it."""
     css = (ROOT / "style.css").read_text(encoding="utf-8")
     js = (ROOT / "javascript" / "lora_lab.js").read_text(encoding="utf-8")
+    tab = build_tab(lambda: host)  # built outside the page: a Blocks made inside one renders twice
     with gr.Blocks(title="LoRA Lab", css=css, analytics_enabled=False) as page:
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("LoRA Lab", elem_id="tab_lora_lab"):
-                build_tab(lambda: host).render()
+                tab.render()
         page.load(None, None, None, _js=f"() => {{ {js}\n }}")
     return page
 

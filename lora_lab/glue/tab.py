@@ -1,10 +1,12 @@
 """The LoRA Lab tab (gradio 3.41 API subset that Forge's gradio 4 also has: gr.update, no .style/Box).
 
 Built once by the WebUI's `on_ui_tabs`, or by `python -m lora_lab ui` inside an outer page; building
-it must stay cheap (no model, no onnxruntime)."""
+it must stay cheap (no model, no onnxruntime, no folder scans). Each sub-tab lives in its own
+module with `build(get_host)`, called inside its `gr.Tab`."""
 from __future__ import annotations
 
 import html
+import importlib
 from collections.abc import Callable
 
 import gradio as gr
@@ -13,6 +15,8 @@ from .. import __version__
 from ..host.protocol import Host
 
 GetHost = Callable[[], Host]
+
+SECTIONS = [("Dataset", "dataset_tab")]
 
 
 def status_html(get_host: GetHost) -> str:
@@ -32,6 +36,10 @@ def build_tab(get_host: GetHost) -> gr.Blocks:
             status = gr.HTML(status_html(get_host), elem_id="lora_lab_status")
             refresh = gr.Button("Refresh", elem_id="lora_lab_refresh", scale=0, min_width=80)
         with gr.Tabs(elem_id="lora_lab_tabs"):
+            for label, module in SECTIONS:
+                section = importlib.import_module(f"{__package__}.{module}")
+                with gr.Tab(label, elem_id=f"lora_lab_{module}"):
+                    section.build(get_host)
             with gr.Tab("About", elem_id="lora_lab_about_tab"):
                 gr.Markdown(
                     "**LoRA Lab** takes a folder of images to a LoRA chosen with evidence: prepare "

@@ -1,6 +1,7 @@
 """The WebUI host: `shared.sd_model`, `shared.state`, `call_queue.queue_lock`."""
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -91,9 +92,12 @@ class WebUIHost:
                         checkpoint=getattr(info, "name", None))
 
     def model_parts(self) -> ModelParts:
+        """The loaded model's parts, with any LoRA the last generation merged into the weights taken
+        out again (else training would silently train on top of it)."""
         import torch
 
         model = shared.sd_model
+        restore_base_weights(model)
         family = family_of_model(model)
         if family is None:
             raise RuntimeError("LoRA Lab trains SD1 and SD2 models; the loaded model is SDXL or unknown")
@@ -118,29 +122,56 @@ class WebUIHost:
         return self.exclusive_lock()
 
     def render_preview(self, request: PreviewRequest) -> Image.Image:
+        """One image through the WebUI's own pipeline. Patched forwards (an in-training LoRA) stay
+        active; no other network is added, and cached conditionings are dropped because a
+        text-encoder LoRA changes them without changing the prompt."""
         from modules import processing
 
         model = shared.sd_model
+        override = {"sd_model_checkpoint": model.sd_checkpoint_info.name}
+        if "sd_lora" in shared.opts.data_labels:
+            override["sd_lora"] = "None"
+        processing.StableDiffusionProcessing.cached_c = [None, None]
+        processing.StableDiffusionProcessing.cached_uc = [None, None]
         p = processing.StableDiffusionProcessingTxt2Img(
             sd_model=model, prompt=request.prompt, negative_prompt=request.negative_prompt,
             seed=request.seed, steps=request.steps, cfg_scale=request.cfg_scale,
             width=request.width, height=request.height, sampler_name="Euler",
-            do_not_save_grid=True, do_not_save_samples=True,
-            override_settings={"sd_model_checkpoint": model.sd_checkpoint_info.name},
+            do_not_save_grid=True, do_not_save_samples=True, override_settings=override,
             override_settings_restore_afterwards=True,
         )
+        p.disable_extra_networks = True
         with self.exclusive():
             try:
                 processed = processing.process_images(p)
             finally:
                 p.close()
+                restore_base_weights(model)
         return processed.images[0]
+
+    def interrogate(self, image: Image.Image) -> str:
+        """A sentence about the image from the WebUI's interrogator (BLIP + CLIP)."""
+        with self.exclusive():
+            return str(shared.interrogator.interrogate(image.convert("RGB")))
 
     def lora_dir(self) -> Path:
         return Path(shared.cmd_opts.lora_dir)
 
     def models_dir(self) -> Path:
         return Path(paths.models_path) / "lora_lab"
+
+
+def restore_base_weights(model: object) -> None:
+    """Take out what the built-in Lora extension merged into the weights (it keeps backups and
+    only restores them at a later forward)."""
+    networks = sys.modules.get("networks")  # extensions-builtin/Lora, imported by its script
+    if networks is None or not hasattr(networks, "network_restore_weights_from_backup"):
+        return
+    networks.loaded_networks.clear()
+    for module in model.modules():  # type: ignore[attr-defined]
+        if getattr(module, "network_current_names", ()) != ():
+            networks.network_restore_weights_from_backup(module)
+            module.network_current_names = ()
 
 
 _host: WebUIHost | None = None

@@ -1,0 +1,52 @@
+"""What a person does in the LoRA Lab tab, as browser steps shared by the standalone (tier 1) and
+real-WebUI (tier 2) tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+
+def field(browser, elem_id: str):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.CSS_SELECTOR, f"#{elem_id} textarea, #{elem_id} input")
+
+
+def click_tab(browser, container_id: str, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    buttons = browser.find_elements(By.CSS_SELECTOR, f"#{container_id} button")
+    next(b for b in buttons if b.text.strip() == label).click()
+
+
+def tag_folder_then_edit_and_undo(browser, folder: Path, model_name: str) -> None:
+    """Tag three images with a trigger, add a tag to every caption, undo it; checks the files."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for i, colour in enumerate(["red", "blue", "white"]):
+        Image.new("RGB", (96, 64), colour).save(folder / f"pic {i}.png")
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_ds_folder textarea, #lora_lab_ds_folder input"))
+    field(browser, "lora_lab_ds_folder").send_keys(str(folder))
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
+    model = field(browser, "lora_lab_tag_model")
+    model.click()
+    model.send_keys(model_name)
+    model.send_keys(Keys.ENTER)
+    field(browser, "lora_lab_tag_trigger").send_keys("ohwx")
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_start").click()
+    wait.until(lambda d: "tagged 3 of 3" in d.find_element(By.CSS_SELECTOR, "#lora_lab_tag_status").text)
+    tagged = {p.name: p.read_bytes() for p in folder.glob("*.txt")}
+    assert len(tagged) == 3 and all(b.startswith(b"ohwx, ") for b in tagged.values())
+
+    click_tab(browser, "lora_lab_ds_tabs", "Edit captions")
+    field(browser, "lora_lab_edit_tags").send_keys("extra tag")
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_edit_apply").click()
+    wait.until(lambda d: "changed 3" in d.find_element(By.CSS_SELECTOR, "#lora_lab_edit_status").text)
+    assert all(p.read_text().endswith("extra tag") for p in folder.glob("*.txt"))
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_edit_undo").click()
+    wait.until(lambda d: "undid" in d.find_element(By.CSS_SELECTOR, "#lora_lab_edit_status").text)
+    assert {p.name: p.read_bytes() for p in folder.glob("*.txt")} == tagged
