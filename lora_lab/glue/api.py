@@ -13,7 +13,7 @@ from ..host.protocol import Host
 from ..jobs import registry
 
 PREFIX = "/lora-lab/v1"
-CAPABILITIES = ["api_dataset"]
+CAPABILITIES = ["api_dataset", "api_sweep"]
 
 
 def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) -> APIRouter:
@@ -25,6 +25,15 @@ def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) 
         return {"name": "LoRA Lab", "version": __version__, "host": host_info.name,
                 "host_version": host_info.version, "model_family": host_info.model_family,
                 "checkpoint": host_info.checkpoint}
+
+    @router.get("/model/fingerprint")
+    def fingerprint() -> dict[str, Any]:
+        """Weights, flags, modes and hooks of the loaded model, hashed (heavy on a big model)."""
+        from ..host.fingerprint import parts_fingerprint
+
+        host = get_host()
+        with host.exclusive():
+            return parts_fingerprint(host.model_parts())
 
     @router.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict[str, Any]:

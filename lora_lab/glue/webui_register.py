@@ -62,7 +62,14 @@ def on_app_started(demo: object, app: object) -> None:
     app.include_router(make_router(get_host, dependencies))  # type: ignore[attr-defined]
 
 
-CALLBACKS = {"ui_settings": on_ui_settings, "ui_tabs": on_ui_tabs, "app_started": on_app_started}
+def on_before_ui() -> None:
+    from .xyz_axes import on_before_ui as add_xyz_axes
+
+    add_xyz_axes()
+
+
+CALLBACKS = {"ui_settings": on_ui_settings, "ui_tabs": on_ui_tabs, "app_started": on_app_started,
+             "before_ui": on_before_ui}
 
 
 def register(script_file: str) -> None:

@@ -5,24 +5,34 @@ A run, as the WebUI script drives it: `find_family` → `parse_weights` → `exp
 `record_image` + `save()`; then `layout_pages` / `render_page` / `add_page`. Review:
 `load_manifest` → `load_ratings` / `set_ratings` → `hit_rates` → `recommend` → `promote`.
 """
-from .family import EpochFile, FamilyError, LoraFamily, find_family, list_families, read_safetensors_metadata
-from .manifest import ManifestError, SweepManifest, load_manifest, new_manifest
-from .pages import PageError, PageLayout, layout_pages, page_title, render_page
-from .plan import Cell, PlanError, SweepPlan, build_plan, eta_seconds, format_duration
-from .prompts import PromptError, set_lora_tag
-from .review import (
-    HIT, MISS, HitRates, Recommendation, ReviewError, Tally, hit_rates, load_ratings, promote, recommend,
-    set_ratings,
-)
-from .showcase import ShowcaseError, disable_dynamic_prompts, expand_showcase, is_fixed_point, seeds_from
-from .weights import WeightError, format_weight, parse_weights
+from __future__ import annotations
 
-__all__ = [
-    "Cell", "EpochFile", "FamilyError", "HIT", "HitRates", "LoraFamily", "MISS", "ManifestError",
-    "PageError", "PageLayout", "PlanError", "PromptError", "Recommendation", "ReviewError", "ShowcaseError",
-    "SweepManifest", "SweepPlan", "Tally", "WeightError", "build_plan", "disable_dynamic_prompts",
-    "eta_seconds", "expand_showcase", "find_family", "format_duration", "format_weight", "hit_rates",
-    "is_fixed_point", "layout_pages", "list_families", "load_manifest", "load_ratings", "new_manifest",
-    "page_title", "parse_weights", "promote", "read_safetensors_metadata", "recommend", "render_page",
-    "seeds_from", "set_lora_tag", "set_ratings",
-]
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so that `lora_lab.sweep.family` alone does not load
+# dynamicprompts and Pillow: the WebUI imports parts of this at start-up.
+_EXPORTS = {
+    "EpochFile": "family", "FamilyError": "family", "LoraFamily": "family", "find_family": "family",
+    "list_families": "family", "read_safetensors_metadata": "family", "ManifestError": "manifest",
+    "SweepManifest": "manifest", "load_manifest": "manifest", "new_manifest": "manifest",
+    "PageError": "pages", "PageLayout": "pages", "layout_pages": "pages", "page_title": "pages",
+    "render_page": "pages", "Cell": "plan", "PlanError": "plan", "SweepPlan": "plan", "build_plan": "plan",
+    "eta_seconds": "plan", "format_duration": "plan", "PromptError": "prompts", "set_lora_tag": "prompts",
+    "HIT": "review", "MISS": "review", "HitRates": "review", "Recommendation": "review",
+    "ReviewError": "review", "Tally": "review", "hit_rates": "review", "load_ratings": "review",
+    "promote": "review", "recommend": "review", "set_ratings": "review", "ShowcaseError": "showcase",
+    "disable_dynamic_prompts": "showcase", "expand_showcase": "showcase", "is_fixed_point": "showcase",
+    "seeds_from": "showcase", "WeightError": "weights", "format_weight": "weights",
+    "parse_weights": "weights",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

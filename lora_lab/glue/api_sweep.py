@@ -1,0 +1,114 @@
+"""Routes `/lora-lab/v1/sweep/…`: LoRA families in the Lora folder, sweeps and their manifests,
+ratings, hit rates with the recommendation, promotion, and the sweep's image files.
+
+A sweep is named by `path`: its sweep.json or its folder. Bad input answers 400 (404 for a missing
+sweep) with the reason in `detail`."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from ..host.protocol import Host
+
+
+class RatingsRequest(BaseModel):
+    path: str = Field(description="the sweep's sweep.json or folder")
+    ratings: dict[str, str | None] = Field(
+        description='image path as the manifest stores it → "hit", "miss", or "unrated"/null to clear')
+
+
+class PromoteRequest(BaseModel):
+    path: str = Field(description="the sweep's sweep.json or folder")
+    final_name: str = Field(description="new file name in the same folder (suffix optional)")
+    move: bool = Field(False, description="rename instead of copy")
+    row: int | None = Field(None, description="promote this epoch row instead of the recommended one")
+
+
+@contextmanager
+def _answers() -> Iterator[None]:
+    """The core's errors (ValueErrors with the reason) as HTTP answers."""
+    from ..sweep.family import FamilyError
+    from ..sweep.manifest import ManifestError
+
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise HTTPException(404, str(e)) from None
+    except (ManifestError, FamilyError) as e:
+        raise HTTPException(404 if "does not exist" in str(e) else 400, str(e)) from None
+    except (ValueError, OSError) as e:
+        raise HTTPException(400, str(e)) from None
+
+
+def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
+    @router.get("/sweep/families")
+    def families() -> dict[str, Any]:
+        from ..sweep.family import list_families
+
+        folder = get_host().lora_dir()
+        with _answers():
+            return {"lora_dir": str(folder), "families": [f.to_json() for f in list_families(folder)]}
+
+    @router.get("/sweep/sweeps")
+    def sweeps(folder: str = "") -> dict[str, list[str]]:
+        from .sweep_paths import find_sweeps, sweep_roots
+
+        roots = [Path(folder).expanduser()] if folder else sweep_roots(get_host())
+        return {"roots": [str(r) for r in roots], "sweeps": [str(p) for p in find_sweeps(roots)]}
+
+    @router.get("/sweep/manifest")
+    def manifest(path: str) -> dict[str, Any]:
+        from .review_data import open_sweep
+
+        with _answers():
+            sweep = open_sweep(path)
+            return {"path": str(sweep.path), **sweep.to_json()}
+
+    @router.get("/sweep/ratings")
+    def ratings(path: str) -> dict[str, Any]:
+        from ..sweep.review import load_ratings
+        from .review_data import open_sweep
+
+        with _answers():
+            return {"ratings": load_ratings(open_sweep(path))}
+
+    @router.post("/sweep/ratings")
+    def set_ratings(request: RatingsRequest) -> dict[str, Any]:
+        from ..sweep.review import set_ratings as save
+        from .review_data import open_sweep
+
+        with _answers():
+            return {"ratings": save(open_sweep(request.path), request.ratings)}
+
+    @router.get("/sweep/hit-rates")
+    def hit_rates(path: str) -> dict[str, Any]:
+        from .review_data import open_sweep, report
+
+        with _answers():
+            return report(open_sweep(path)).to_json()
+
+    @router.post("/sweep/promote")
+    def promote(request: PromoteRequest) -> dict[str, Any]:
+        from .review_data import open_sweep, promote_file
+
+        with _answers():
+            label, paths = promote_file(open_sweep(request.path), request.final_name, get_host().lora_dir(),
+                                        move=request.move, row=request.row)
+        return {"promoted": label, "files": [str(p) for p in paths]}
+
+    @router.get("/sweep/file")
+    def file(path: str, name: str) -> FileResponse:
+        """An image or page of the sweep (`name` as the manifest stores it); nothing else."""
+        from .review_data import open_sweep
+
+        with _answers():
+            target = open_sweep(path).listed_file(name)
+            if not target.is_file():
+                raise FileNotFoundError(f"{target} is gone")
+        return FileResponse(target)
