@@ -80,3 +80,21 @@
     }
     window.LoraLab = LoraLab;
 })();
+
+// Train: in the WebUI, the run is a WebUI task, so the WebUI's own progress bar (ETA, step text)
+// follows it in #lora_lab_train_progress; the first argument becomes the task id.
+(function () {
+    "use strict";
+    const LoraLab = window.LoraLab || {};
+    LoraLab.startTraining = function () {
+        const args = Array.from(arguments);
+        if (typeof requestProgress === "function" && typeof randomId === "function") {
+            const id = randomId();
+            const container = gradioApp().querySelector("#lora_lab_train_progress");
+            requestProgress(id, container, null, function () {}, function () {});
+            args[0] = id;
+        }
+        return args;
+    };
+    window.LoraLab = LoraLab;
+})();

@@ -14,6 +14,13 @@ from . import __version__
 COMMAND_MODULES = [
     "lora_lab.commands.ui",
     "lora_lab.commands.dev",
+    "lora_lab.commands.tag",
+    "lora_lab.commands.captions",
+    "lora_lab.commands.layout",
+    "lora_lab.commands.plan",
+    "lora_lab.commands.check",
+    "lora_lab.commands.train",
+    "lora_lab.commands.demo",
 ]
 
 

@@ -133,3 +133,13 @@ def test_unknown_name_and_missing_folder_give_clear_errors(tmp_path: Path) -> No
     (tmp_path / "empty").mkdir()
     with pytest.raises(FamilyError, match="no LoRA files"):
         find_family(tmp_path / "empty", "x")
+
+
+def test_per_epoch_output_names_form_one_family(tmp_path: Path) -> None:
+    # LoRA Lab's trainer gives each epoch file its own ss_output_name (no WebUI alias clash)
+    for stem, epoch in [("hero-000001", 1), ("hero-000002", 2), ("hero", 3)]:
+        write_lora(tmp_path / f"{stem}.safetensors", **{**run_meta(stem, epoch), "ss_output_name": stem})
+    (family,) = list_families(tmp_path)
+    assert family.name == "hero"
+    assert [f.name for f in family.files] == ["hero-000001", "hero-000002", "hero"]
+    assert [f.kind for f in family.files] == ["epoch", "epoch", "final"]

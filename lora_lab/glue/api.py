@@ -13,7 +13,7 @@ from ..host.protocol import Host
 from ..jobs import registry
 
 PREFIX = "/lora-lab/v1"
-CAPABILITIES = ["api_dataset", "api_sweep"]
+CAPABILITIES = ["api_dataset", "api_train", "api_sweep"]
 
 
 def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) -> APIRouter:

@@ -149,6 +149,28 @@ class WebUIHost:
                 restore_base_weights(model)
         return processed.images[0]
 
+    def lora_load_report(self, name: str) -> dict[str, object]:
+        """Load a LoRA file the way the built-in Lora extension does and count the modules it
+        matched (it drops unmatched keys silently)."""
+        import json
+        import struct
+
+        networks = sys.modules.get("networks")
+        if networks is None:
+            raise RuntimeError("the built-in Lora extension is not loaded")
+        with self.exclusive():
+            networks.list_available_networks()
+            on_disk = networks.available_networks.get(name)
+            if on_disk is None:
+                raise FileNotFoundError(f"no LoRA named {name!r} in {self.lora_dir()}")
+            net = networks.load_network(name, on_disk)
+        with open(on_disk.filename, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        prefixes = {k.split(".", 1)[0] for k in header if k != "__metadata__"}
+        return {"file": on_disk.filename, "file_modules": len(prefixes), "matched_modules": len(net.modules),
+                "unmatched": sorted(prefixes - set(net.modules))[:20]}
+
     def interrogate(self, image: Image.Image) -> str:
         """A sentence about the image from the WebUI's interrogator (BLIP + CLIP)."""
         with self.exclusive():
@@ -167,11 +189,14 @@ def restore_base_weights(model: object) -> None:
     networks = sys.modules.get("networks")  # extensions-builtin/Lora, imported by its script
     if networks is None or not hasattr(networks, "network_restore_weights_from_backup"):
         return
+    import torch
+
     networks.loaded_networks.clear()
-    for module in model.modules():  # type: ignore[attr-defined]
-        if getattr(module, "network_current_names", ()) != ():
-            networks.network_restore_weights_from_backup(module)
-            module.network_current_names = ()
+    with torch.no_grad():  # the WebUI leaves UNet weights requiring grad; copy_ on them needs this
+        for module in model.modules():  # type: ignore[attr-defined]
+            if getattr(module, "network_current_names", ()) != ():
+                networks.network_restore_weights_from_backup(module)
+                module.network_current_names = ()
 
 
 _host: WebUIHost | None = None

@@ -1,8 +1,9 @@
 """Finding the epoch files of a LoRA training run in a Lora folder.
 
 kohya-style trainers write `name-000002.safetensors`, … (`-step00000500` for step saves) and the
-final `name.safetensors`; every file of one run carries the same `ss_output_name` and
-`ss_session_id`/`ss_training_started_at`. A family is the files of one run: grouped by output
+final `name.safetensors`; every file of one run carries the same `ss_session_id`/
+`ss_training_started_at`, and either the same `ss_output_name` (sd-scripts) or its own stem
+(LoRA Lab, so that the WebUI sees no alias clash). A family is the files of one run: grouped by output
 name (metadata first, file name second) and split by run, so renamed epoch files stay with their
 run and two runs that share a name in different subfolders do not mix.
 
@@ -179,6 +180,8 @@ def _describe(path: Path) -> tuple[EpochFile, str]:
     elif m := _STEP_NAME.match(stem):
         kind, base, steps = "step", m["base"], int(m["steps"])
     output_name = meta.get("ss_output_name") or None
+    if output_name == stem and kind != "final":
+        output_name = base  # a per-epoch output name (LoRA Lab's, against WebUI alias clashes)
     if output_name and base != output_name:
         kind = "other"  # renamed: the name pattern says nothing about the run
     meta_epoch = _int_or_none(meta.get("ss_epoch"))

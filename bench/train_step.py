@@ -1,0 +1,292 @@
+"""Benchmark: a LoRA training step of our trainer against a bare forward+backward of the same UNet.
+
+    .venv/bin/python bench/train_step.py [--steps 6] [--warmup 2] [--resolution 256] [--batch 1]
+                                         [--dim 16] [--threads N] [--device cuda --fp16]
+
+Model: an SD1.5-size ldm UNet (320 channels, mult 1-2-4-4, context 768) and a CLIP-L-size text
+encoder, random weights, fp32 (fp16 autocast with --fp16). The VAE is a small one with SD's 8×
+downsampling: latents are cached before the timed steps, so its size does not matter.
+
+Floor: `unet(x, t, context)` with frozen weights and `x.requires_grad_()` — the activation
+gradients any LoRA step must compute, nothing more — plus a backward into the text encoder's token
+embedding when the text encoder is trained. It runs on an untouched copy of the same weights,
+interleaved with our steps: after each of the trainer's progress reports one floor step runs, so
+every pair of steps sees the same machine load (a shared machine's load drifts by ±15 % over
+minutes). Our step is the time between the end of that floor step and the next report: data, loss,
+backward, clipping, optimizer and reporting included.
+
+Prints median step times, the ratio ours / floor (median of the per-pair ratios; goal ≤ 1.10) and
+the peak memory of a short floor-only and trainer-only run (CPU: RSS growth during the run, which
+includes the allocator's own growth; CUDA: allocator peak).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lora_lab.devtools.sample_dataset import build_sample_dataset  # noqa: E402
+from lora_lab.host.families import family_config  # noqa: E402
+from lora_lab.host.ldm_import import import_ldm  # noqa: E402
+from lora_lab.host.ldm_loader import clip_tokenizer  # noqa: E402
+from lora_lab.host.progress import InterruptEvent, ReentrantExclusive  # noqa: E402
+from lora_lab.host.protocol import HostInfo, ModelParts  # noqa: E402
+from lora_lab.train import TrainConfig, train  # noqa: E402
+
+
+def clock() -> float:
+    """The step clock: wall time, or this thread's CPU time when torch runs single-threaded on the
+    CPU (then all the math runs in this thread, and other jobs on a shared machine barely move it)."""
+    return _CLOCK[0]()
+
+
+_CLOCK: list[Callable[[], float]] = [time.perf_counter]
+
+
+class StepClock:
+    """A progress sink that times each training step and runs `between` (untimed for us) after it."""
+
+    def __init__(self, between: Callable[[], None] | None = None) -> None:
+        self.between = between
+        self.job = ""
+        self.steps: list[float] = []
+        self._mark = 0.0
+
+    def begin(self, job: str, total: int) -> None:
+        self.job = job
+        self._mark = clock()
+
+    def update(self, step: int, total: int | None = None, text: str = "", image: Any = None) -> None:
+        if self.job != "Training":
+            return
+        self.steps.append(clock() - self._mark)
+        if self.between is not None:
+            self.between()
+        self._mark = clock()
+
+    def end(self) -> None:
+        pass
+
+
+class BenchHost:
+    name = "bench"
+
+    def __init__(self, parts: ModelParts, folder: Path, progress: StepClock) -> None:
+        self.parts, self.folder = parts, folder
+        self.progress = progress
+        self.interrupt = InterruptEvent()
+        self._exclusive = ReentrantExclusive()
+
+    def info(self) -> HostInfo:
+        return HostInfo(self.name, "0", self.parts.family, self.parts.checkpoint_name)
+
+    def model_parts(self) -> ModelParts:
+        return self.parts
+
+    def exclusive(self) -> Any:
+        return self._exclusive()
+
+    def render_preview(self, request: Any) -> Any:
+        raise RuntimeError("no previews in the benchmark")
+
+    def lora_dir(self) -> Path:
+        return self.folder
+
+    def models_dir(self) -> Path:
+        return self.folder
+
+
+def _reinit_zeros(model: torch.nn.Module) -> None:
+    """ldm zero-initialises output convs and proj_outs; a random UNet would then pass no gradient."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)) and not module.weight.any():
+            module.reset_parameters()
+
+
+def build_parts(device: torch.device) -> ModelParts:
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from lora_lab.host.clip_files import CLIP_L_TEXT, text_config
+
+    import_ldm()
+    from ldm.models.autoencoder import AutoencoderKL
+    from ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    torch.manual_seed(0)
+    sd1 = family_config("sd1")["model"]["params"]
+    unet = UNetModel(**sd1["unet_config"]["params"])
+    _reinit_zeros(unet)
+    c = CLIP_L_TEXT
+    te = CLIPTextModel(CLIPTextConfig(**text_config(c["hidden_size"], c["intermediate_size"],
+                                                    c["num_attention_heads"], c["num_hidden_layers"],
+                                                    c["projection_dim"])))
+    ddconfig = dict(sd1["first_stage_config"]["params"]["ddconfig"], ch=32, ch_mult=[1, 1, 2, 2])
+    vae = AutoencoderKL(ddconfig=ddconfig, lossconfig={"target": "torch.nn.Identity"}, embed_dim=4)
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    alphas_cumprod = torch.cumprod(1 - betas, 0).float()
+    for m in (unet, te, vae):
+        m.eval().requires_grad_(False).to(device)
+    unet.requires_grad_(True)  # as the WebUI leaves it: the trainer must freeze it
+    return ModelParts(unet=unet, text_encoder=te, tokenizer=clip_tokenizer(), vae=vae,
+                      alphas_cumprod=alphas_cumprod, parameterization="eps", family="sd1",
+                      latent_scale=0.18215, device=device, dtype=torch.float32,
+                      checkpoint_name="random-sd15")
+
+
+@contextmanager
+def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
+    """Peak memory during the block, in MiB: CUDA allocator peak, or RSS sampled every 2 ms."""
+    result: dict[str, float] = {}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        yield result
+        torch.cuda.synchronize()
+        result["peak_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    base, peak, stop = rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            stop.wait(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        sampler.join()
+        result["peak_mib"] = max(0, peak[0] - base) / 2**20
+
+
+class Floor:
+    """Bare forward+backward steps on frozen copies of the UNet and text encoder."""
+
+    def __init__(self, parts: ModelParts, args: argparse.Namespace, with_te: bool) -> None:
+        self.unet = copy.deepcopy(parts.unet).requires_grad_(False)
+        self.te = copy.deepcopy(parts.text_encoder).requires_grad_(False)
+        self.args, self.with_te, self.device = args, with_te, parts.device
+        self.ids = parts.tokenizer(["ohwx, red circle, white background"] * args.batch,
+                                   padding="max_length", max_length=77, truncation=True,
+                                   return_tensors="pt").input_ids.to(self.device)
+        with torch.no_grad():
+            self.cached = self.te(input_ids=self.ids).last_hidden_state
+        self.times: list[float] = []
+
+    def step(self) -> None:
+        args, side = self.args, self.args.resolution // 8
+        embedding = self.te.text_model.embeddings.token_embedding.weight
+        start = clock()
+        x = torch.randn(args.batch, 4, side, side, device=self.device, requires_grad=not self.with_te)
+        noise = torch.randn_like(x)
+        t = torch.randint(0, 1000, (args.batch,), device=self.device)
+        with torch.enable_grad(), torch.autocast("cuda", enabled=args.fp16):
+            if self.with_te:
+                embedding.requires_grad_(True)
+                context = self.te(input_ids=self.ids).last_hidden_state
+            else:
+                context = self.cached
+            loss = F.mse_loss(self.unet(x, t, context=context).float(), noise)
+        loss.backward()
+        embedding.requires_grad_(False)
+        embedding.grad = None
+        _sync(self.device)
+        self.times.append(clock() - start)
+
+
+def run_trainer(parts: ModelParts, args: argparse.Namespace, with_te: bool, work: Path, steps: int,
+                progress: StepClock) -> None:
+    data = build_sample_dataset(work / f"data-{with_te}-{steps}", images=1,
+                                repeats=steps * args.batch, side=args.resolution)
+    config = TrainConfig(dataset_dir=data, name=f"bench-{with_te}", dim=args.dim, alpha=args.dim,
+                         unet_lr=1e-4, te_lr=5e-5 if with_te else 0.0, epochs=1,
+                         batch_size=args.batch, resolution=args.resolution,
+                         min_bucket_reso=min(256, args.resolution),
+                         max_bucket_reso=max(1024, args.resolution),
+                         mixed_precision="fp16" if args.fp16 else "no")
+    result = train(BenchHost(parts, work / "out", progress), config)
+    if result.state != "finished":
+        raise RuntimeError(result.message)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def compare(parts: ModelParts, args: argparse.Namespace, with_te: bool, work: Path) -> None:
+    floor = Floor(parts, args, with_te)
+    with peak_memory(parts.device) as floor_mem:
+        for _ in range(2):
+            floor.step()
+    with peak_memory(parts.device) as ours_mem:
+        run_trainer(parts, args, with_te, work, 2, StepClock())
+    floor.times.clear()
+    clock_ = StepClock(between=floor.step)
+    run_trainer(parts, args, with_te, work, args.warmup + args.steps, clock_)
+    ours, floors = clock_.steps[args.warmup:], floor.times[args.warmup:]
+    ratios = [o / f for o, f in zip(ours, floors)]
+    for label, times, mem in (("floor", floors, floor_mem), ("ours", ours, ours_mem)):
+        print(f"  {label:6} median {statistics.median(times) * 1000:9.1f} ms  "
+              f"(min {min(times) * 1000:.1f}, {len(times)} steps)  peak +{mem['peak_mib']:.0f} MiB")
+    print(f"  ratio ours / floor: {statistics.median(ratios):.3f}  (pairs: "
+          f"{', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.10)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=6, help="timed step pairs")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed step pairs first")
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--fp16", action="store_true", help="fp16 autocast + GradScaler (CUDA)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's); 1 times steps in CPU time, "
+                             "steady on a busy machine")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu_time = args.device == "cpu" and torch.get_num_threads() == 1
+    if cpu_time:
+        _CLOCK[0] = time.thread_time
+    device = torch.device(args.device)
+    if args.fp16 and device.type != "cuda":
+        parser.error("--fp16 needs --device cuda")
+    parts = build_parts(device)
+    print(f"SD1.5-size UNet, {args.resolution} px, batch {args.batch}, LoRA dim {args.dim}, "
+          f"{'fp16 autocast' if args.fp16 else 'fp32'} on {device} ({torch.get_num_threads()} threads; "
+          f"{'thread CPU time' if cpu_time else 'wall time'})")
+    with tempfile.TemporaryDirectory() as tmp:
+        for with_te, name in ((False, "UNet only, text encoder frozen"), (True, "UNet + text encoder")):
+            print(name)
+            compare(parts, args, with_te, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

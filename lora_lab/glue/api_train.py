@@ -1,0 +1,67 @@
+"""`/lora-lab/v1/train`: start a run (a background job), poll its status, interrupt it."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Body, HTTPException
+
+from ..host.protocol import Host
+from ..jobs import JobConflict, registry
+
+
+def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
+    @router.post("/train")
+    def start(settings: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """Body: TrainConfig fields (`dataset_dir` and `name` required), optionally `preset`."""
+        from ..train.config import TrainConfig, TrainConfigError
+        from ..train.loop import TrainStatus, train
+
+        values = dict(settings)
+        preset = values.pop("preset", None)
+        try:
+            if preset:
+                config = TrainConfig.from_preset(preset, values.pop("dataset_dir", ""),
+                                                 values.pop("name", ""), **values)
+            else:
+                config = TrainConfig.from_dict(values)
+            config.validate()
+            live = TrainStatus()
+            job = registry.start("training", get_host(), lambda host: train(host, config, live))
+        except TrainConfigError as e:
+            raise HTTPException(400, {"problems": e.problems}) from None
+        except JobConflict as e:
+            raise HTTPException(409, str(e)) from None
+        return {"job": job.id, "name": config.name}
+
+    @router.get("/train/status")
+    def status() -> dict[str, Any]:
+        from ..train.loop import last_status
+
+        current = last_status()
+        job = registry.latest("training")
+        body: dict[str, Any] = current.to_dict() if current else {"state": "idle"}
+        if job is not None:
+            body["job"] = job.id
+            body["running"] = job.running
+            if job.error:
+                body["error"] = job.error
+        return body
+
+    @router.post("/train/interrupt")
+    def interrupt() -> dict[str, Any]:
+        job = registry.active("training")
+        if job is not None:
+            get_host().interrupt.set()
+        return {"interrupted": job is not None}
+
+    @router.get("/train/verify/{name}")
+    def verify(name: str) -> dict[str, Any]:
+        """How many of a LoRA file's modules the WebUI's own Lora loader matches (WebUI only)."""
+        report = getattr(get_host(), "lora_load_report", None)
+        if report is None:
+            raise HTTPException(501, "only the WebUI host loads LoRAs")
+        try:
+            return report(name)
+        except FileNotFoundError as e:
+            raise HTTPException(404, str(e)) from None

@@ -1,0 +1,280 @@
+"""A training run's settings: one typed object, its validation, presets and file form."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Scheduler = Literal["constant", "cosine", "cosine_with_restarts", "linear"]
+Precision = Literal["no", "fp16", "bf16"]
+SavePrecision = Literal["fp16", "fp32", "bf16"]
+
+SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear")
+# optimizer -> the package it needs (None: torch itself). Never installed by LoRA Lab.
+OPTIMIZERS: dict[str, str | None] = {"adamw": None, "adamw8bit": "bitsandbytes",
+                                     "lion": "lion_pytorch", "prodigy": "prodigyopt"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]*$")
+
+
+class TrainConfigError(ValueError):
+    """One or more settings are unusable; the message lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class TrainConfig:
+    dataset_dir: Path
+    name: str
+    output_dir: Path | None = None  # None: the host's LoRA folder
+    preset: str | None = None  # recorded only; `from_preset` applies the values
+
+    # network
+    dim: int = 64
+    alpha: float = 64.0
+    conv_dim: int = 0  # > 0 adds LoCon on ResBlocks and down/upsamplers
+    conv_alpha: float | None = None  # None: = conv_dim
+    network_dropout: float = 0.0
+    rank_dropout: float = 0.0
+    module_dropout: float = 0.0
+
+    # optimisation
+    unet_lr: float = 1e-4
+    te_lr: float = 5e-5  # 0: UNet only (text-encoder outputs are then cached)
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-2
+    scheduler: Scheduler = "constant"
+    warmup_steps: int = 0
+    restarts: int = 1  # cycles of cosine_with_restarts
+    epochs: int = 10
+    batch_size: int = 1
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0  # 0: no clipping
+    seed: int = 42
+    mixed_precision: Precision = "fp16"  # CUDA only; CPU always trains in fp32
+    gradient_checkpointing: bool = False
+
+    # diffusion loss
+    noise_offset: float = 0.0
+    min_snr_gamma: float = 0.0  # 0: off
+
+    # data
+    resolution: int = 512
+    enable_bucket: bool = True
+    min_bucket_reso: int = 256
+    max_bucket_reso: int = 1024
+    caption_extension: str = ".txt"
+    keep_tokens: int = 0
+    shuffle_caption: bool = False
+    caption_dropout: float = 0.0
+    tag_dropout: float = 0.0
+    prepend_trigger: bool = False  # put the folder's trigger first when a caption lacks it
+    flip: bool = False
+    cache_latents_to_disk: bool = False
+    clip_skip: int | None = None  # None: the host's setting
+
+    # output
+    save_every_n_epochs: int = 1
+    save_precision: SavePrecision = "fp16"
+    preview_every_n_epochs: int = 0  # 0: no previews
+    preview_prompt: str = ""  # empty: the first image's caption
+    preview_negative: str = ""
+    preview_seed: int = 1234
+    preview_steps: int = 20
+    preview_cfg: float = 7.0
+    preview_size: int | None = None  # None: the training resolution
+    resume_from: Path | None = None  # network weights (.safetensors) to start from
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        self.alpha = float(self.alpha)
+        if self.conv_alpha is not None:
+            self.conv_alpha = float(self.conv_alpha)
+        self.dataset_dir = Path(self.dataset_dir)
+        if self.output_dir is not None:
+            self.output_dir = Path(self.output_dir)
+        if self.resume_from is not None:
+            self.resume_from = Path(self.resume_from)
+
+    @property
+    def effective_conv_alpha(self) -> float:
+        return float(self.conv_dim if self.conv_alpha is None else self.conv_alpha)
+
+    @property
+    def train_text_encoder(self) -> bool:
+        return self.te_lr > 0
+
+    def problems(self) -> list[str]:
+        """Everything wrong with the values themselves (no file system or model access)."""
+        p: list[str] = []
+        if not _NAME.match(self.name or "") or self.name.endswith("."):
+            p.append(f"name {self.name!r}: use letters, digits, spaces, '_', '-', '.', '+' "
+                     "(it becomes a file name)")
+        if self.dim <= 0:
+            p.append(f"dim must be > 0 (got {self.dim})")
+        if self.alpha <= 0:
+            p.append(f"alpha must be > 0 (got {self.alpha})")
+        if self.conv_dim < 0:
+            p.append(f"conv_dim must be >= 0 (got {self.conv_dim})")
+        if self.conv_dim > 0 and self.effective_conv_alpha <= 0:
+            p.append(f"conv_alpha must be > 0 (got {self.conv_alpha})")
+        for key in ("network_dropout", "rank_dropout", "module_dropout", "caption_dropout",
+                    "tag_dropout"):
+            value = getattr(self, key)
+            if not 0 <= value < 1:
+                p.append(f"{key} must be in [0, 1) (got {value})")
+        if self.unet_lr < 0 or self.te_lr < 0:
+            p.append(f"learning rates must be >= 0 (got unet {self.unet_lr}, text encoder {self.te_lr})")
+        elif self.unet_lr == 0 and self.te_lr == 0:
+            p.append("both learning rates are 0: nothing would be trained")
+        if self.optimizer not in OPTIMIZERS:
+            p.append(f"optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        else:
+            package = OPTIMIZERS[self.optimizer]
+            if package and importlib.util.find_spec(package) is None:
+                p.append(f"optimizer {self.optimizer} needs the {package} package, which is not "
+                         "installed (LoRA Lab never installs it); use adamw")
+        if self.weight_decay < 0:
+            p.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if self.scheduler not in SCHEDULERS:
+            p.append(f"scheduler {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
+        for key in ("epochs", "batch_size", "grad_accum", "restarts", "save_every_n_epochs",
+                    "preview_steps"):
+            if getattr(self, key) < 1:
+                p.append(f"{key} must be >= 1 (got {getattr(self, key)})")
+        for key in ("warmup_steps", "keep_tokens", "preview_every_n_epochs"):
+            if getattr(self, key) < 0:
+                p.append(f"{key} must be >= 0 (got {getattr(self, key)})")
+        if self.max_grad_norm < 0 or self.noise_offset < 0 or self.min_snr_gamma < 0:
+            p.append("max_grad_norm, noise_offset and min_snr_gamma must be >= 0")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            p.append(f"mixed_precision {self.mixed_precision!r}: choose no, fp16 or bf16")
+        if self.save_precision not in ("fp16", "fp32", "bf16"):
+            p.append(f"save_precision {self.save_precision!r}: choose fp16, fp32 or bf16")
+        for key in ("resolution", "min_bucket_reso", "max_bucket_reso"):
+            value = getattr(self, key)
+            if value < 64 or value % 64:
+                p.append(f"{key} must be a multiple of 64 (got {value})")
+        if self.preview_size is not None and (self.preview_size < 64 or self.preview_size % 64):
+            p.append(f"preview_size must be a multiple of 64 (got {self.preview_size})")
+        if self.enable_bucket and not self.min_bucket_reso <= self.resolution <= self.max_bucket_reso:
+            p.append(f"resolution {self.resolution} must lie between min_bucket_reso "
+                     f"{self.min_bucket_reso} and max_bucket_reso {self.max_bucket_reso}")
+        if not self.caption_extension.startswith(".") or len(self.caption_extension) < 2:
+            p.append(f"caption_extension {self.caption_extension!r} must look like '.txt'")
+        if self.clip_skip is not None and not 1 <= self.clip_skip <= 12:
+            p.append(f"clip_skip must be between 1 and 12 (got {self.clip_skip})")
+        if self.resume_from is not None and self.resume_from.suffix.lower() != ".safetensors":
+            p.append(f"resume_from {self.resume_from.name}: only .safetensors network weights can "
+                     "be resumed (.ckpt/.pt files can run code when loaded)")
+        return p
+
+    def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise TrainConfigError(problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Path):
+                out[key] = str(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from plain values (a config file, an API body); unknown keys are an error."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise TrainConfigError([f"unknown setting(s): {', '.join(unknown)}"])
+        missing = [k for k in ("dataset_dir", "name") if k not in values]
+        if missing:
+            raise TrainConfigError([f"missing setting(s): {', '.join(missing)}"])
+        kwargs = {}
+        problems = []
+        for key, value in values.items():
+            try:
+                kwargs[key] = _coerce(known[key], value)
+            except (TypeError, ValueError):
+                problems.append(f"{key}: {value!r} is not a valid {known[key].type}")
+        if problems:
+            raise TrainConfigError(problems)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_preset(cls, preset: str, dataset_dir: Path, name: str, **overrides: Any) -> TrainConfig:
+        if preset not in PRESETS:
+            raise TrainConfigError([f"preset {preset!r}: choose one of {', '.join(PRESETS)}"])
+        return cls.from_dict({**PRESETS[preset], "preset": preset, "dataset_dir": dataset_dir,
+                              "name": name, **overrides})
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
+    kind = str(f.type)
+    if isinstance(value, str) and value.strip().lower() in ("none", "null") and "None" in kind:
+        value = None
+    if value is None:
+        if "None" not in kind:
+            raise ValueError
+        return None
+    if kind.startswith("Path"):
+        return Path(value)
+    if kind.startswith("bool"):
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, (bool, int)):
+            raise TypeError
+        return bool(value)
+    if kind.startswith("int"):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(value)
+    if kind.startswith("float"):
+        return float(value)
+    return str(value)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # one subject with a trigger word; the trigger stays first and fixed while the tags shuffle
+    "character": {"dim": 64, "alpha": 64.0, "unet_lr": 1e-4, "te_lr": 5e-5, "prepend_trigger": True,
+                  "keep_tokens": 1, "shuffle_caption": True, "flip": False, "epochs": 10},
+    # a look rather than a subject: UNet only, no trigger pinned, flips are harmless
+    "style": {"dim": 64, "alpha": 64.0, "unet_lr": 1e-4, "te_lr": 0.0, "prepend_trigger": False,
+              "keep_tokens": 0, "shuffle_caption": True, "caption_dropout": 0.05, "flip": True,
+              "epochs": 10},
+    # an object or pose with a trigger word
+    "concept": {"dim": 32, "alpha": 32.0, "unet_lr": 1e-4, "te_lr": 5e-5, "prepend_trigger": True,
+                "keep_tokens": 1, "shuffle_caption": True, "flip": True, "epochs": 10},
+}
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a `.toml` (Python 3.11+) or `.json` file, as plain values."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainConfigError([f"config file not found: {path}"])
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+    elif path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:
+            raise TrainConfigError([f"{path.name}: TOML needs Python 3.11+; use a .json config"]) from None
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    else:
+        raise TrainConfigError([f"{path.name}: expected a .toml or .json config file"])
+    if not isinstance(data, dict):
+        raise TrainConfigError([f"{path.name}: expected a table of settings"])
+    for key in ("dataset_dir", "output_dir", "resume_from"):  # relative to the file, not the cwd
+        if isinstance(data.get(key), str):
+            data[key] = str(path.parent / Path(data[key]).expanduser())
+    return data

@@ -1,0 +1,35 @@
+"""Freeze the host's model for a run and put every flag back afterwards.
+
+The WebUI leaves UNet parameters with `requires_grad=True`; a run freezes them (no base-weight
+gradients, no memory for them) and puts the exact flags, train/eval modes and `.grad`s back in
+`finally`, whatever happened in between.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def frozen(*models: torch.nn.Module) -> Iterator[None]:
+    params: dict[int, tuple[torch.nn.Parameter, bool, torch.Tensor | None]] = {}
+    modes: dict[int, tuple[torch.nn.Module, bool]] = {}
+    for model in models:
+        for module in model.modules():
+            modes.setdefault(id(module), (module, module.training))
+        for p in model.parameters():
+            params.setdefault(id(p), (p, p.requires_grad, p.grad))
+    try:
+        for p, _, _ in params.values():
+            p.requires_grad_(False)
+        for module, _ in modes.values():
+            module.training = False
+        yield
+    finally:
+        for p, requires_grad, grad in params.values():
+            p.requires_grad_(requires_grad)
+            p.grad = grad
+        for module, training in modes.values():
+            module.training = training

@@ -1,0 +1,134 @@
+"""Which modules a LoRA wraps, and the names sd-scripts gives them in a file.
+
+SD1/SD2 UNet modules get diffusers-style kohya names (`lora_unet_down_blocks_0_attentions_0_…`),
+which the WebUI's Lora loader converts back with SD1 block arithmetic; text-encoder modules get
+HF CLIP names (`lora_te_text_model_encoder_layers_0_self_attn_q_proj`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+UNET_PREFIX = "lora_unet_"
+TE_PREFIX = "lora_te_"
+
+Kind = Literal["linear", "conv"]  # "linear": Linear or 1x1 conv at `dim`; "conv": 3x3 conv at `conv_dim`
+
+_TRANSFORMER = "SpatialTransformer"
+_CONV_BLOCKS = ("ResBlock", "Downsample", "Upsample")
+_TE_BLOCKS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPFlashAttention2", "CLIPMLP")
+
+_RESNET_RENAMES = {
+    "in_layers.2": "conv1",
+    "out_layers.3": "conv2",
+    "emb_layers.1": "time_emb_proj",
+    "skip_connection": "conv_shortcut",
+}
+
+
+class LayoutError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # the kohya name, e.g. lora_unet_down_blocks_0_attentions_0_proj_in
+    path: str  # the module's path inside the UNet / text encoder
+    module: torch.nn.Module
+    kind: Kind
+    is_te: bool
+
+
+def _is_1x1(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.Conv2d) and tuple(module.kernel_size) == (1, 1)
+
+
+def _block_of(path: str) -> tuple[str, int, int, str]:
+    """`input_blocks.4.1.proj_in` -> ("input_blocks", 4, 1, "proj_in")."""
+    parts = path.split(".")
+    if parts[0] == "middle_block":
+        return parts[0], 0, int(parts[1]), ".".join(parts[2:])
+    return parts[0], int(parts[1]), int(parts[2]), ".".join(parts[3:])
+
+
+def _resnet_suffix(rest: str, path: str) -> str:
+    if rest not in _RESNET_RENAMES:
+        raise LayoutError(f"no kohya name for ResBlock layer {path}")
+    return _RESNET_RENAMES[rest]
+
+
+def unet_kohya_name(path: str, block_class: str) -> str:
+    """The diffusers-style kohya name of an ldm UNet module path (SD1/SD2 layout).
+
+    `block_class` is the class name of the block the module sits in (SpatialTransformer, ResBlock,
+    Downsample or Upsample)."""
+    group, i, j, rest = _block_of(path)
+    flat = rest.replace(".", "_")
+    if group == "input_blocks":
+        b, a = (i - 1) // 3, (i - 1) % 3
+        if block_class == "Downsample":
+            return f"{UNET_PREFIX}down_blocks_{i // 3 - 1}_downsamplers_0_conv"
+        if block_class == _TRANSFORMER:
+            return f"{UNET_PREFIX}down_blocks_{b}_attentions_{a}_{flat}"
+        return f"{UNET_PREFIX}down_blocks_{b}_resnets_{a}_{_resnet_suffix(rest, path)}"
+    if group == "middle_block":
+        if block_class == _TRANSFORMER:
+            return f"{UNET_PREFIX}mid_block_attentions_0_{flat}"
+        return f"{UNET_PREFIX}mid_block_resnets_{j // 2}_{_resnet_suffix(rest, path)}"
+    if group == "output_blocks":
+        b, a = i // 3, i % 3
+        if block_class == "Upsample":
+            return f"{UNET_PREFIX}up_blocks_{b}_upsamplers_0_conv"
+        if block_class == _TRANSFORMER:
+            return f"{UNET_PREFIX}up_blocks_{b}_attentions_{a}_{flat}"
+        return f"{UNET_PREFIX}up_blocks_{b}_resnets_{a}_{_resnet_suffix(rest, path)}"
+    raise LayoutError(f"no kohya name for UNet module {path}")
+
+
+def _check_unet_layout(unet: torch.nn.Module) -> None:
+    blocks = [getattr(unet, "input_blocks", None), getattr(unet, "output_blocks", None)]
+    if any(b is None or len(b) != 12 for b in blocks) or not hasattr(unet, "middle_block"):
+        raise LayoutError("the UNet does not have the SD1/SD2 block layout (12 input and 12 output "
+                          "blocks); LoRA Lab cannot name its LoRA layers the way the WebUI loads them")
+
+
+def unet_targets(unet: torch.nn.Module, conv: bool) -> list[Target]:
+    """Linear and 1x1-conv layers inside the transformer blocks; with `conv`, also the layers of
+    ResBlocks and down/upsamplers (3x3 convs become "conv" targets), as sd-scripts selects them."""
+    _check_unet_layout(unet)
+    targets: list[Target] = []
+    for block_path, block in unet.named_modules():
+        block_class = type(block).__name__
+        wanted = block_class == _TRANSFORMER or (conv and block_class in _CONV_BLOCKS)
+        if not wanted:
+            continue
+        for sub_path, module in block.named_modules():
+            if not sub_path or not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+                continue
+            if isinstance(module, torch.nn.Linear) or _is_1x1(module):
+                kind: Kind = "linear"
+            elif block_class == _TRANSFORMER:
+                continue
+            else:
+                kind = "conv"
+            path = f"{block_path}.{sub_path}"
+            targets.append(Target(unet_kohya_name(path, block_class), path, module, kind, False))
+    return targets
+
+
+def te_targets(text_encoder: torch.nn.Module) -> list[Target]:
+    """The Linear layers of every CLIP attention and MLP block (HF `CLIPTextModel`)."""
+    targets: list[Target] = []
+    for block_path, block in text_encoder.named_modules():
+        if type(block).__name__ not in _TE_BLOCKS:
+            continue
+        for sub_path, module in block.named_children():
+            if isinstance(module, torch.nn.Linear):
+                path = f"{block_path}.{sub_path}"
+                targets.append(Target(TE_PREFIX + path.replace(".", "_"), path, module, "linear", True))
+    if not targets:
+        raise LayoutError("the text encoder is not a Hugging Face CLIPTextModel; train the UNet "
+                          "only (text-encoder learning rate 0)")
+    return targets

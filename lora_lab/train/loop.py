@@ -1,0 +1,421 @@
+"""A training run against the host's loaded model.
+
+`train(host, config)` validates everything that can be checked without the model (settings,
+dataset, output folder, resume file) and refuses a second concurrent run before it touches the
+model. Then, holding `host.exclusive()` for the whole run: latents are cached, the base model is
+frozen, the LoRA is injected, and epochs run. However the run ends — finished, interrupted through
+`host.interrupt`, or an exception in a step — the model's flags, modes and forwards are put back,
+and the last good LoRA state is saved (interrupt/exception: as `<name>.safetensors`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..dataset.atomic import write_atomic
+from ..host.protocol import Host, ModelParts, PreviewRequest
+from .checkpointing import block_forwards
+from .config import TrainConfig, TrainConfigError
+from .data import Dataset, Draw, epoch_batches, load_dataset, process_caption
+from .guard import frozen
+from .keys import LayoutError, te_targets, unet_targets
+from .latents import Interrupted, LatentCache, encode_latents
+from .network import LoRANetwork, inject
+from .optim import make_optimizer, make_scheduler
+from .save import SAVE_DTYPES, card_sidecar, epoch_metadata, file_name, output_dir_problems, \
+    read_resume_file, resume_problems, run_metadata, save_lora, write_json
+from .text import FrozenTextCache, encode_text
+
+log = logging.getLogger(__name__)
+
+State = Literal["preparing", "caching", "training", "finished", "interrupted", "failed"]
+
+
+class TrainingBusy(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainStatus:
+    """Live state of a run; another thread may read it while the run writes it."""
+
+    name: str = ""
+    state: State = "preparing"
+    epoch: int = 0  # the epoch in progress (1-based), or the last one finished
+    epochs: int = 0
+    step: int = 0  # optimizer steps done
+    total_steps: int = 0
+    loss: float | None = None
+    lr: float | None = None
+    loss_history: list[float] = field(default_factory=list)  # one loss per optimizer step
+    epoch_losses: list[float] = field(default_factory=list)  # mean loss of each finished epoch
+    files: list[Path] = field(default_factory=list)  # LoRA files written, in order
+    preview: Image.Image | None = None  # the latest preview
+    notes: list[str] = field(default_factory=list)
+    message: str = ""
+    error: str | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "epoch": self.epoch, "epochs": self.epochs,
+                "step": self.step, "total_steps": self.total_steps, "loss": self.loss,
+                "lr": self.lr, "loss_history": list(self.loss_history),
+                "epoch_losses": list(self.epoch_losses), "files": [str(f) for f in self.files],
+                "notes": list(self.notes), "message": self.message, "error": self.error,
+                "started_at": self.started_at, "finished_at": self.finished_at}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    state: Literal["finished", "interrupted", "failed"]
+    final_file: Path | None  # `<name>.safetensors` when it was written
+    files: list[Path]
+    steps_done: int
+    loss_history: list[float]
+    message: str
+    error: str | None = None
+
+
+_RUN_LOCK = threading.Lock()
+_last_status: TrainStatus | None = None
+
+
+def last_status() -> TrainStatus | None:
+    """The running run's status, else the last finished one's (None before any run)."""
+    return _last_status
+
+
+def diffusion_loss(unet: torch.nn.Module, alphas_cumprod: torch.Tensor, latents: torch.Tensor,
+                   cond: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                   parameterization: str, min_snr_gamma: float = 0.0) -> torch.Tensor:
+    """Per-sample fp32 MSE of the UNet's eps or v prediction at the given noise and timesteps
+    (DDPM forward process from `alphas_cumprod`), with min-SNR-γ weights when γ > 0."""
+    acp = alphas_cumprod.to(latents.device)[timesteps.to(latents.device)]
+    a = acp.sqrt().view(-1, 1, 1, 1)
+    s = (1 - acp).sqrt().view(-1, 1, 1, 1)
+    noisy = a * latents + s * noise
+    target = noise if parameterization == "eps" else a * noise - s * latents
+    pred = unet(noisy, timesteps.to(latents.device), context=cond)
+    loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    if min_snr_gamma > 0:
+        snr = acp / (1 - acp)
+        weight = snr.clamp(max=min_snr_gamma) / (snr if parameterization == "eps" else snr + 1)
+        loss = loss * weight
+    return loss
+
+
+def train(host: Host, config: TrainConfig, status: TrainStatus | None = None) -> TrainResult:
+    """Run one training; `status` (optional) is updated live for a UI to poll.
+
+    Raises TrainConfigError (bad settings, dataset, output folder or resume file) or TrainingBusy
+    before the model is touched; everything after that ends in the returned result."""
+    global _last_status
+    status = status or TrainStatus()
+    status.name, status.started_at = config.name, time.time()
+    try:
+        if not _RUN_LOCK.acquire(blocking=False):
+            raise TrainingBusy("a training run is already active; wait for it or interrupt it")
+    except TrainingBusy as e:
+        _refused(status, e)
+        raise
+    _last_status = status
+    try:
+        config.validate()
+        dataset = load_dataset(config)
+        out_dir = config.output_dir or host.lora_dir()
+        problems = output_dir_problems(out_dir)
+        if problems:
+            raise TrainConfigError(problems)
+        resume = read_resume_file(config.resume_from) if config.resume_from else None
+        host.interrupt.clear()  # a stop request left over from an earlier job is not for this run
+        with host.exclusive():
+            parts = host.model_parts()
+            network = _build_network(parts, config)
+            if resume is not None:
+                assert config.resume_from is not None
+                problems = resume_problems(resume, network.expected_shapes(), network.alphas(),
+                                           config.resume_from.name)
+                if problems:
+                    raise TrainConfigError(problems)
+                network.load_from_file_tensors(resume)
+            return _Run(host, parts, config, dataset, network, out_dir, status).execute()
+    except Exception as e:
+        if status.state == "preparing":
+            _refused(status, e)
+        raise
+    finally:
+        _RUN_LOCK.release()
+
+
+def _refused(status: TrainStatus, error: Exception) -> None:
+    status.state, status.error, status.message = "failed", str(error), str(error)
+    status.finished_at = time.time()
+
+
+def _build_network(parts: ModelParts, config: TrainConfig) -> LoRANetwork:
+    if parts.device.type == "cpu" and parts.dtype != torch.float32:
+        raise TrainConfigError([f"the model's weights are {parts.dtype} on the CPU; CPU training "
+                                "needs fp32 weights"])
+    try:
+        targets = unet_targets(parts.unet, conv=config.conv_dim > 0) if config.unet_lr > 0 else []
+        if config.train_text_encoder:
+            targets += te_targets(parts.text_encoder)
+    except LayoutError as e:
+        raise TrainConfigError([str(e)]) from None
+    return LoRANetwork(targets, config.dim, config.alpha, config.conv_dim,
+                       config.effective_conv_alpha, parts.device, config.seed,
+                       config.network_dropout, config.rank_dropout, config.module_dropout)
+
+
+def _grad_scaler(enabled: bool) -> Any:
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+class _Run:
+    def __init__(self, host: Host, parts: ModelParts, config: TrainConfig, dataset: Dataset,
+                 network: LoRANetwork, out_dir: Path, status: TrainStatus) -> None:
+        self.host, self.parts, self.config, self.dataset = host, parts, config, dataset
+        self.network, self.out_dir, self.status = network, out_dir, status
+        self.device = parts.device
+        self.clip_skip = config.clip_skip or parts.clip_skip
+        self.rng = random.Random(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.alphas_cumprod = parts.alphas_cumprod.to(self.device, torch.float32)
+        cuda = self.device.type == "cuda"
+        self.autocast_dtype = torch.bfloat16 if config.mixed_precision == "bf16" else torch.float16
+        self.use_autocast = cuda and (config.mixed_precision != "no" or parts.dtype != torch.float32)
+        self.scaler = _grad_scaler(self.use_autocast and self.autocast_dtype == torch.float16)
+        self.plan = dataset.plan
+        self.total_steps = self.plan.total_steps
+        self.steps_done = 0
+        self.epochs_done = 0
+        self.final_saved = False
+        self.session_id = secrets.randbits(31)
+        self.triggers = list(dict.fromkeys(s.trigger for s in dataset.subsets if s.trigger))
+        self.text: Callable[[list[str]], torch.Tensor] = (
+            (lambda captions: encode_text(parts, captions, self.clip_skip))
+            if config.train_text_encoder else FrozenTextCache(parts, self.clip_skip))
+        self.latents = LatentCache()
+        self.base_metadata: dict[str, str] = {}
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def execute(self) -> TrainResult:
+        status, config = self.status, self.config
+        status.epochs, status.total_steps = config.epochs, self.total_steps
+        status.notes.extend(self.dataset.notes)
+        if self.device.type == "cpu" and config.mixed_precision != "no":
+            status.notes.append("mixed precision is for CUDA; training in fp32 on the CPU")
+        self.base_metadata = run_metadata(config, self.parts, self.dataset, self.clip_skip,
+                                          self.session_id, status.started_at, self.total_steps,
+                                          self.plan.batches_per_epoch)
+        self._write_run_file()
+        try:
+            status.state = "caching"
+            self.latents = encode_latents(self.parts, self.dataset, config.flip, config.seed,
+                                          config.cache_latents_to_disk, self.host.progress,
+                                          self.host.interrupt)
+            status.state = "training"
+            self.host.progress.begin("Training", self.total_steps)
+            try:
+                with self._model_prepared():
+                    self._epochs()
+            finally:
+                self.host.progress.end()
+            status.state = "finished"
+            status.message = (f"finished: {self.steps_done} steps, {len(status.files)} file(s) in "
+                              f"{self.out_dir}")
+        except Interrupted:
+            where = ("while caching latents" if status.state == "caching"
+                     else f"at step {self.steps_done} of {self.total_steps}")
+            status.state = "interrupted"
+            status.message = f"interrupted {where}"
+            self._save_last_good()
+        except Exception as e:
+            log.exception("training failed")
+            where = ("while caching latents" if status.state == "caching"
+                     else f"at step {self.steps_done + 1} (epoch {status.epoch})")
+            status.state = "failed"
+            status.error = f"{type(e).__name__}: {e}"
+            hint = ("; try a smaller batch size or resolution, gradient checkpointing or fp16"
+                    if "out of memory" in str(e).lower() else "")
+            status.message = f"failed {where}: {status.error}{hint}; the model is restored"
+            self._save_last_good()
+        finally:
+            status.finished_at = time.time()
+            self._write_run_file()
+        final = self.out_dir / f"{self.config.name}.safetensors"
+        return TrainResult(status.state, final if self.final_saved else None,  # type: ignore[arg-type]
+                           list(status.files), self.steps_done, list(status.loss_history),
+                           status.message, status.error)
+
+    @contextlib.contextmanager
+    def _model_prepared(self) -> Iterator[None]:
+        parts = self.parts
+        with frozen(parts.unet, parts.text_encoder, parts.vae), inject(self.network), \
+                block_forwards(parts.unet, self.config.gradient_checkpointing), \
+                torch.enable_grad():
+            self.network.train()
+            yield
+
+    def _epochs(self) -> None:
+        config, status = self.config, self.status
+        optimizer = make_optimizer(self.network.parameter_groups(config.unet_lr, config.te_lr), config)
+        scheduler = make_scheduler(optimizer, config, self.total_steps)
+        for epoch in range(1, config.epochs + 1):
+            status.epoch = epoch
+            batches = epoch_batches(self.dataset, config, self.rng)
+            losses: list[float] = []
+            for start in range(0, len(batches), config.grad_accum):
+                group = batches[start:start + config.grad_accum]
+                loss = 0.0
+                for batch in group:
+                    with self._autocast():
+                        micro = self._loss(batch) / len(group)
+                    self.scaler.scale(micro).backward()
+                    loss += float(micro.detach())
+                if config.max_grad_norm > 0:
+                    self.scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.network.parameters(), config.max_grad_norm)
+                self.scaler.step(optimizer)
+                self.scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                self.steps_done += 1
+                losses.append(loss)
+                self._report(loss, optimizer)
+                if self.host.interrupt.is_set():
+                    raise Interrupted
+            status.epoch_losses.append(sum(losses) / len(losses))
+            self.epochs_done = epoch
+            self._end_of_epoch(epoch)
+            if epoch < config.epochs and self.host.interrupt.is_set():  # e.g. during the preview
+                raise Interrupted
+
+    def _loss(self, batch: list[Draw]) -> torch.Tensor:
+        config = self.config
+        latents = self.latents.batch([(d.item.index, d.flip) for d in batch], self.device)
+        captions = [process_caption(d.item, config, self.rng) for d in batch]
+        noise = torch.randn(latents.shape, generator=self.generator)
+        if config.noise_offset > 0:
+            noise += config.noise_offset * torch.randn((latents.shape[0], latents.shape[1], 1, 1),
+                                                       generator=self.generator)
+        timesteps = torch.randint(0, len(self.alphas_cumprod), (latents.shape[0],),
+                                  generator=self.generator)
+        cond = self.text(captions)
+        loss = diffusion_loss(self.parts.unet, self.alphas_cumprod, latents, cond,
+                              noise.to(self.device), timesteps, self.parts.parameterization,
+                              config.min_snr_gamma)
+        return loss.mean()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.use_autocast:
+            return torch.autocast("cuda", dtype=self.autocast_dtype)
+        return contextlib.nullcontext()
+
+    def _report(self, loss: float, optimizer: torch.optim.Optimizer) -> None:
+        status = self.status
+        status.step = self.steps_done
+        status.loss = loss
+        status.lr = float(optimizer.param_groups[0]["lr"])
+        status.loss_history.append(loss)
+        self.host.progress.update(self.steps_done, self.total_steps, text=self._progress_text())
+
+    def _progress_text(self) -> str:
+        s = self.status
+        loss = f"{s.loss:.4f}" if s.loss is not None else "-"
+        lr = f"{s.lr:.2e}" if s.lr is not None else "-"
+        return f"epoch {s.epoch}/{s.epochs} · loss {loss} · lr {lr}"
+
+    def _end_of_epoch(self, epoch: int) -> None:
+        config = self.config
+        last = epoch == config.epochs
+        every = config.preview_every_n_epochs
+        image = self._preview() if every and (epoch % every == 0 or last) else None
+        if last:
+            self._save(None, image)
+        elif epoch % config.save_every_n_epochs == 0:
+            self._save(epoch, image)
+
+    def _preview(self) -> Image.Image | None:
+        config = self.config
+        side = config.preview_size or config.resolution
+        request = PreviewRequest(prompt=config.preview_prompt or self.dataset.first_caption(),
+                                 negative_prompt=config.preview_negative, seed=config.preview_seed,
+                                 steps=config.preview_steps, cfg_scale=config.preview_cfg,
+                                 width=side, height=side)
+        self.network.eval()
+        self.network.set_multiplier(1.0)
+        try:
+            image = self.host.render_preview(request)
+        except Exception as e:  # a failed preview must not cost the run
+            log.exception("preview failed")
+            self.status.notes.append(f"preview after epoch {self.status.epoch} failed: {e}")
+            return None
+        finally:
+            self.network.train()
+        self.status.preview = image
+        self.host.progress.update(self.steps_done, self.total_steps, text=self._progress_text(),
+                                  image=image)
+        return image
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _save(self, epoch: int | None, image: Image.Image | None) -> None:
+        config = self.config
+        stem = file_name(config.name, epoch)
+        path = self.out_dir / f"{stem}.safetensors"
+        meta = epoch_metadata(self.base_metadata, stem, self.epochs_done, self.steps_done, stem)
+        save_lora(path, self.network.state_dict_for_file(SAVE_DTYPES[config.save_precision]), meta)
+        note = f"LoRA Lab run {self.session_id}: epoch {self.epochs_done}, step {self.steps_done}"
+        write_json(self.out_dir / f"{stem}.json",
+                   card_sidecar(self.parts.family, self.triggers, self.parts.checkpoint_name, note))
+        if image is not None:
+            buffer = BytesIO()
+            image.save(buffer, format="PNG")
+            write_atomic(self.out_dir / f"{stem}.preview.png", buffer.getvalue())
+        self.status.files.append(path)
+        if epoch is None:
+            self.final_saved = True
+
+    def _save_last_good(self) -> None:
+        """After an interrupt or a failed step: the LoRA as of the last completed step."""
+        if self.final_saved or self.steps_done == 0:
+            return
+        if not self.network.all_finite():
+            self.status.notes.append("the LoRA weights are not finite (NaN/inf); nothing saved")
+            return
+        try:
+            self._save(None, None)
+        except Exception as e:
+            log.exception("saving the last good state failed")
+            self.status.notes.append(f"saving the last good state failed: {e}")
+            return
+        self.status.message += f"; saved step {self.steps_done} as {self.config.name}.safetensors"
+
+    def _write_run_file(self) -> None:
+        """`<name>.lora_lab.json`: the settings, the step plan and how the run went."""
+        data = {"lora_lab_version": self.base_metadata.get("lora_lab_version"),
+                "checkpoint": self.parts.checkpoint_name, "family": self.parts.family,
+                "config": self.config.to_dict(), "plan": self.plan.to_dict(),
+                "result": self.status.to_dict()}
+        try:
+            write_json(self.out_dir / f"{self.config.name}.lora_lab.json", data)
+        except OSError as e:
+            self.status.notes.append(f"could not write the run file: {e}")

@@ -1,0 +1,183 @@
+"""LoRA adapters that live outside the model and reach it only through instance `forward`s.
+
+Each adapter keeps fp32 `down`/`up` weights in its own module tree (never a child of the host's
+model, so the WebUI's device moves, casts and state-dict hooks never see them) and computes its
+delta with `F.linear`/`F.conv2d` on raw tensors (so the WebUI's class-level Linear/Conv2d patches do
+not apply to the adapter itself). `inject` replaces each target's instance `forward` with
+`original(x) + delta(x)`, where `original` is the bound forward found there — the WebUI's own
+patched forward included — and puts back exactly what was there before.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .keys import Target
+
+
+class LoRAModule(torch.nn.Module):
+    """`y = W x + up(drop(down(x))) * alpha / dim * multiplier` (sd-scripts' LoRAModule math)."""
+
+    def __init__(self, target: Target, dim: int, alpha: float, generator: torch.Generator,
+                 device: torch.device, dropout: float = 0.0, rank_dropout: float = 0.0,
+                 module_dropout: float = 0.0) -> None:
+        super().__init__()
+        base = target.module
+        self.is_te = target.is_te
+        self.dim = dim
+        self.is_conv = isinstance(base, torch.nn.Conv2d)
+        weight = base.weight
+        if self.is_conv:
+            out_ch, in_ch, kh, kw = weight.shape
+            down_shape: tuple[int, ...] = (dim, in_ch, kh, kw)
+            up_shape: tuple[int, ...] = (out_ch, dim, 1, 1)
+            self.conv_args = {"stride": base.stride, "padding": base.padding,
+                              "dilation": base.dilation}
+            fan_in = in_ch * kh * kw
+        else:
+            out_ch, in_ch = weight.shape
+            down_shape, up_shape = (dim, in_ch), (out_ch, dim)
+            self.conv_args = {}
+            fan_in = in_ch
+        # kaiming_uniform_(a=sqrt(5)) draws from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); drawn from our
+        # own generator so the host's global RNG is left alone.
+        bound = 1.0 / math.sqrt(fan_in)
+        down = (torch.rand(down_shape, generator=generator, dtype=torch.float32) * 2 - 1) * bound
+        self.down = torch.nn.Parameter(down.to(device))
+        self.up = torch.nn.Parameter(torch.zeros(up_shape, dtype=torch.float32, device=device))
+        self.register_buffer("alpha", torch.tensor(float(alpha)))
+        self.scale = float(alpha) / dim
+        self.multiplier = 1.0
+        self.dropout = dropout
+        self.rank_dropout = rank_dropout
+        self.module_dropout = module_dropout
+
+    def delta(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """`up(drop(down(x)))` and the factor it is to be added with (one fused add later)."""
+        autocast = x.device.type == "cuda" and torch.is_autocast_enabled()
+        if not autocast and x.dtype != self.down.dtype:
+            x = x.to(self.down.dtype)
+        if self.is_conv:
+            h = F.conv2d(x, self.down, **self.conv_args)
+        else:
+            h = F.linear(x, self.down)
+        scale = self.scale * self.multiplier
+        if self.training:
+            if self.dropout > 0:
+                h = F.dropout(h, p=self.dropout)
+            if self.rank_dropout > 0:
+                shape = (h.shape[0], self.dim, 1, 1) if self.is_conv else \
+                    (h.shape[0],) + (1,) * (h.dim() - 2) + (self.dim,)
+                keep = torch.rand(shape, device=h.device) > self.rank_dropout
+                h = h * keep.to(h.dtype)
+                scale /= 1.0 - self.rank_dropout
+        return (F.conv2d(h, self.up) if self.is_conv else F.linear(h, self.up)), scale
+
+    def skipped(self) -> bool:
+        return self.training and self.module_dropout > 0 and \
+            torch.rand(()).item() < self.module_dropout
+
+
+class LoRANetwork(torch.nn.Module):
+    def __init__(self, targets: list[Target], dim: int, alpha: float, conv_dim: int,
+                 conv_alpha: float, device: torch.device, seed: int, dropout: float = 0.0,
+                 rank_dropout: float = 0.0, module_dropout: float = 0.0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.targets = {t.name: t for t in targets}
+        self.loras = torch.nn.ModuleDict()
+        for t in targets:
+            d, a = (conv_dim, conv_alpha) if t.kind == "conv" else (dim, alpha)
+            # ModuleDict keys cannot contain '.', kohya names never do.
+            self.loras[t.name] = LoRAModule(t, d, a, generator, device, dropout, rank_dropout,
+                                            module_dropout)
+
+    def set_multiplier(self, multiplier: float) -> None:
+        for lora in self.loras.values():
+            lora.multiplier = multiplier
+
+    def parameter_groups(self, unet_lr: float, te_lr: float) -> list[dict[str, Any]]:
+        groups = []
+        for is_te, lr in ((False, unet_lr), (True, te_lr)):
+            params = [p for lora in self.loras.values() if lora.is_te == is_te for p in lora.parameters()]
+            if params and lr > 0:
+                groups.append({"params": params, "lr": lr, "name": "text_encoder" if is_te else "unet"})
+        return groups
+
+    def state_dict_for_file(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for name, lora in self.loras.items():
+            out[f"{name}.lora_down.weight"] = lora.down.detach().to("cpu", dtype).contiguous()
+            out[f"{name}.lora_up.weight"] = lora.up.detach().to("cpu", dtype).contiguous()
+            out[f"{name}.alpha"] = lora.alpha.detach().to("cpu", dtype).contiguous()
+        return out
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        out: dict[str, tuple[int, ...]] = {}
+        for name, lora in self.loras.items():
+            out[f"{name}.lora_down.weight"] = tuple(lora.down.shape)
+            out[f"{name}.lora_up.weight"] = tuple(lora.up.shape)
+            out[f"{name}.alpha"] = ()
+        return out
+
+    def alphas(self) -> dict[str, float]:
+        return {f"{name}.alpha": float(lora.alpha) for name, lora in self.loras.items()}
+
+    def load_from_file_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy weights saved by `state_dict_for_file` (shapes already validated by the caller)."""
+        with torch.no_grad():
+            for name, lora in self.loras.items():
+                down = tensors.get(f"{name}.lora_down.weight")
+                up = tensors.get(f"{name}.lora_up.weight")
+                if down is not None and up is not None:
+                    lora.down.copy_(down.to(lora.down.dtype))
+                    lora.up.copy_(up.to(lora.up.dtype))
+
+    def all_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.parameters())
+
+
+def _patched_forward(original: Any, lora: LoRAModule) -> Any:
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(x, *args, **kwargs)
+        if lora.skipped():
+            return out
+        delta, scale = lora.delta(x)
+        return out.add(delta.to(out.dtype), alpha=scale)
+
+    return forward
+
+
+_MISSING = object()
+
+
+@contextmanager
+def inject(network: LoRANetwork) -> Iterator[None]:
+    """Route every target's forward through its adapter; afterwards each module's `__dict__` holds
+    exactly the `forward` entry (or its absence) it had before."""
+    saved: list[tuple[torch.nn.Module, Any]] = []
+    try:
+        for name, lora in network.loras.items():
+            module = network.targets[name].module
+            saved.append((module, module.__dict__.get("forward", _MISSING)))
+            module.forward = _patched_forward(module.forward, lora)
+    except BaseException:
+        _put_back(saved)
+        raise
+    try:
+        yield
+    finally:
+        _put_back(saved)
+
+
+def _put_back(saved: list[tuple[torch.nn.Module, Any]]) -> None:
+    for module, previous in reversed(saved):
+        if previous is _MISSING:
+            module.__dict__.pop("forward", None)
+        else:
+            module.forward = previous

@@ -1,0 +1,41 @@
+"""A run started from the Train tab of a real WebUI, as a person would: settings, Train, done."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.browser_steps import click_tab, field
+
+pytestmark = pytest.mark.browser
+
+
+def test_train_tab_run_completes(webui, browser, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder = tmp_path / "train" / "3_ohwx"
+    folder.mkdir(parents=True)
+    for i, colour in enumerate(["teal", "navy"]):
+        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"ohwx, {colour}")
+    before = webui.get("/lora-lab/v1/model/fingerprint")
+    browser.get(webui.url)
+    wait = WebDriverWait(browser, 240)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
+    click_tab(browser, "tabs", "LoRA Lab")
+    click_tab(browser, "lora_lab_tabs", "Train")
+    for name, value in [("dataset_dir", str(folder.parent)), ("name", "t2tab")]:
+        field(browser, f"lora_lab_train_{name}").send_keys(value)
+    for name, value in [("epochs", "1"), ("resolution", "64"), ("dim", "4"), ("alpha", "4"),
+                        ("preview_every_n_epochs", "1")]:
+        box = field(browser, f"lora_lab_train_{name}")
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_start").click()
+    wait.until(lambda d: "finished" in d.find_element(By.CSS_SELECTOR, "#lora_lab_train_status").text)
+    text = browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_status").text
+    assert "t2tab.safetensors" in text
+    assert (webui.data_dir / "models" / "Lora" / "t2tab.safetensors").is_file()
+    assert webui.get("/lora-lab/v1/model/fingerprint") == before
