@@ -82,7 +82,7 @@ def main() -> None:
         print(f"floor  PIL open+load, 1 thread : {f:7.2f} s")
         print(f"check_dataset                   : {c:7.2f} s")
         print(f"ratio check / floor             : {c / f:7.2f}")
-        print(f"per-round ratios                : "
+        print("per-round ratios                : "
               + " ".join(f"{ci / fi:.2f}" for fi, ci in zip(floors, checks)))
 
 

@@ -2,22 +2,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from lora_lab.cli import main
 from lora_lab.devtools.sample_dataset import build_sample_dataset
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny-model ops take microseconds; thread hand-offs cost more
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_train_command(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

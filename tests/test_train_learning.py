@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
@@ -18,14 +17,6 @@ from lora_lab.train.keys import te_targets, unet_targets
 from lora_lab.train.loop import diffusion_loss
 from lora_lab.train.network import LoRANetwork, inject
 from lora_lab.train.text import encode_text
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny-model ops take microseconds; thread hand-offs cost more
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_training_one_image_lowers_its_denoising_loss(standalone_host, tmp_path) -> None:

@@ -7,7 +7,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -83,14 +83,6 @@ def merge_the_webui_way(ldm_model: torch.nn.Module, tensors: dict[str, torch.Ten
 
 
 # --- one run for the whole module -----------------------------------------------------------------
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny-model ops take microseconds; thread hand-offs cost more
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def run(standalone_host, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, TrainConfig]:

@@ -20,14 +20,6 @@ from lora_lab.host.progress import RecordingProgress
 from lora_lab.train import TrainConfig, TrainConfigError, TrainingBusy, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny-model ops take microseconds; thread hand-offs cost more
-    yield
-    torch.set_num_threads(threads)
-
-
 def model_state(host: Any) -> tuple[Any, ...]:
     parts = host.model_parts()
     models = (parts.unet, parts.text_encoder, parts.vae)
