@@ -81,16 +81,17 @@
     window.LoraLab = LoraLab;
 })();
 
-// Train: in the WebUI, the run is a WebUI task, so the WebUI's own progress bar (ETA, step text)
-// follows it in #lora_lab_train_progress; the first argument becomes the task id.
+// Long jobs (tagging, training) in the WebUI run as WebUI tasks, so the WebUI's own progress bar
+// (ETA, step text, live preview) follows them in the given container; the first argument of the
+// click handler becomes the task id.
 (function () {
     "use strict";
     const LoraLab = window.LoraLab || {};
-    LoraLab.startTraining = function () {
-        const args = Array.from(arguments);
+    LoraLab.startTask = function (containerId, args) {
+        args = Array.from(args);
         if (typeof requestProgress === "function" && typeof randomId === "function") {
             const id = randomId();
-            const container = gradioApp().querySelector("#lora_lab_train_progress");
+            const container = gradioApp().querySelector("#" + containerId);
             requestProgress(id, container, null, function () {}, function () {});
             args[0] = id;
         }

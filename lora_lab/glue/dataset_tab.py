@@ -14,6 +14,7 @@ from ..dataset.actions import CAPTION_OPS, DatasetRef
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
 from .job_view import error_html, follow, pre_html, status_html
+from .webui_task import maybe_as_task
 
 GetHost = Callable[[], Host]
 REVIEW_GALLERY_LIMIT = 200
@@ -103,9 +104,12 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> N
     with gr.Row():
         start = gr.Button("Tag images", variant="primary", elem_id="lora_lab_tag_start")
         stop = gr.Button("Stop", elem_id="lora_lab_tag_stop")
+    task_id = gr.Textbox(visible=False, elem_id="lora_lab_tag_task")
+    gr.HTML(elem_id="lora_lab_tag_progress")  # the WebUI's progress bar goes here (javascript)
     status = gr.HTML(elem_id="lora_lab_tag_status")
+    in_webui = get_host().name == "webui"
 
-    def run_tagging(folder: str, recursive: bool, ext: str, keep: float, model_name: str, g: float,
+    def run_tagging(task: str, folder: str, recursive: bool, ext: str, keep: float, model_name: str, g: float,
                     c: float, m: bool, trig: str, excl: str, md: str, rt: str, so: str, esc: bool,
                     und: bool, bs: float) -> Iterator[str]:
         from ..tagging import TagOptions, TagRunOptions, tag_folder
@@ -121,8 +125,8 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> N
                                 trigger=trig.strip()),
                 mode=md, caption_ext=ref.caption_ext, recursive=ref.recursive,
                 batch_size=int(bs) if bs else None)
-            job = registry.start("tagging", get_host(),
-                                 lambda host: tag_folder(host, ref.folder, model_name, options))
+            job = registry.start("tagging", get_host(), lambda host: maybe_as_task(
+                in_webui, task, lambda: tag_folder(host, ref.folder, model_name, options)))
         except (ValueError, FileNotFoundError, JobConflict) as e:
             yield error_html(str(e))
             return
@@ -140,8 +144,9 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> N
 
     refresh.click(lambda: gr.update(choices=model_choices()), outputs=[model])
     download.click(do_download, inputs=[download_name], outputs=[status, model])
-    start.click(run_tagging, inputs=[*dataset, model, general, character, mcut, trigger, exclude, mode,
-                                     rating, sort, escape, underscores, batch], outputs=[status])
+    start.click(run_tagging, inputs=[task_id, *dataset, model, general, character, mcut, trigger, exclude,
+                                     mode, rating, sort, escape, underscores, batch], outputs=[status],
+                _js="(...args) => LoraLab.startTask('lora_lab_tag_progress', args)" if in_webui else None)
     stop.click(lambda: get_host().interrupt.set(), outputs=[])
 
 

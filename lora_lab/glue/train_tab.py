@@ -13,6 +13,7 @@ from ..jobs import JobConflict, registry
 from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError
 from .job_view import error_html, pre_html
 from .train_view import status_html
+from .webui_task import maybe_as_task
 
 GetHost = Callable[[], Host]
 
@@ -87,20 +88,6 @@ def plan_text(dataset: str, epochs: float, batch: float, accum: float) -> str:
     return pre_html(p.text())
 
 
-def _run_in_webui_task(task_id: str, work: Callable[[], Any]) -> Any:
-    """Make the run a WebUI task, so the WebUI's own progress bar (and /internal/progress) follows."""
-    from modules import progress, shared
-
-    progress.add_task_to_queue(task_id)
-    progress.start_task(task_id)
-    shared.state.begin(job=task_id)
-    try:
-        return work()
-    finally:
-        shared.state.end()
-        progress.finish_task(task_id)
-
-
 def build(get_host: GetHost) -> None:
     in_webui = get_host().name == "webui"
     with gr.Row():
@@ -138,9 +125,7 @@ def build(get_host: GetHost) -> None:
         live = TrainStatus()
 
         def work(host: Host) -> Any:
-            if in_webui and task:
-                return _run_in_webui_task(task, lambda: train(host, config, live))
-            return train(host, config, live)
+            return maybe_as_task(in_webui, task, lambda: train(host, config, live))
 
         try:
             job = registry.start("training", get_host(), work)
@@ -161,7 +146,7 @@ def build(get_host: GetHost) -> None:
         return [gr.update(value=values[n]) if n in values else gr.update() for n in names]
 
     start.click(run, inputs=[task_id, *components], outputs=[status, preview],
-                _js="LoraLab.startTraining" if in_webui else None)
+                _js="(...args) => LoraLab.startTask('lora_lab_train_progress', args)" if in_webui else None)
     stop.click(lambda: get_host().interrupt.set(), outputs=[])
     preset.change(apply_preset, inputs=[preset], outputs=components)
     planner_inputs = [by_name["dataset_dir"], by_name["epochs"], by_name["batch_size"], by_name["grad_accum"]]

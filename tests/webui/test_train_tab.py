@@ -34,6 +34,8 @@ def test_train_tab_run_completes(webui, browser, tmp_path: Path) -> None:
         box.clear()
         box.send_keys(value)
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_start").click()
+    # the WebUI's own progress bar follows the run (it is a WebUI task)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tab_lora_lab .progressDiv"))
     wait.until(lambda d: "finished" in d.find_element(By.CSS_SELECTOR, "#lora_lab_train_status").text)
     text = browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_status").text
     assert "t2tab.safetensors" in text
