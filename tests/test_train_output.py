@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,7 +165,7 @@ def test_saved_file_merged_the_webui_way_reproduces_training_output(run, standal
     assert (trained - merged).abs().max() < 1e-4
 
 
-def test_metadata_and_hashes(run) -> None:
+def test_metadata_and_hashes(run, tiny_checkpoint: Path) -> None:
     result, config = run
     metas = []
     for path, epoch, steps in zip(result.files, (1, 2), (8, 16)):
@@ -185,6 +186,7 @@ def test_metadata_and_hashes(run) -> None:
     assert (final["ss_num_train_images"], final["ss_num_epochs"], final["ss_max_train_steps"]) == \
         ("8", "2", "16")
     assert final["ss_resolution"] == "(64, 64)" and final["ss_sd_model_name"] == "tiny-sd1"
+    assert final["ss_new_sd_model_hash"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     assert json.loads(final["ss_tag_frequency"])["2_ohwx"]["ohwx"] == 4
     assert json.loads(final["ss_dataset_dirs"]) == {"2_ohwx": {"n_repeats": 2, "img_count": 4}}
     assert final["modelspec.architecture"] == "stable-diffusion-v1/lora"

@@ -116,6 +116,7 @@ class WebUIHost:
             latent_scale=float(model.scale_factor), device=first.device, dtype=first.dtype,
             checkpoint_name=model.sd_checkpoint_info.name_for_extra,
             clip_skip=int(shared.opts.CLIP_stop_at_last_layers),
+            checkpoint_sha256=getattr(model.sd_checkpoint_info, "sha256", None),  # None with --no-hashing
         )
 
     def exclusive(self) -> AbstractContextManager[None]:

@@ -38,6 +38,7 @@ class ModelParts:
     dtype: torch.dtype  # dtype of the UNet weights
     checkpoint_name: str
     clip_skip: int = 1
+    checkpoint_sha256: str | None = None  # of the checkpoint file, when the host knows it
 
 
 @dataclass(frozen=True)

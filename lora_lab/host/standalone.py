@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from PIL import Image
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def default_home() -> Path:
     return Path(os.environ.get("LORA_LAB_HOME", Path.home() / "lora_lab"))
 
@@ -70,6 +80,7 @@ class StandaloneHost:
 
                 self._model, family = load_ldm(self.checkpoint, self.config, self.family, self.device)
                 self._parts = parts_from_ldm(self._model, family, self.checkpoint.stem)
+                self._parts.checkpoint_sha256 = file_sha256(self.checkpoint)
             return self._parts
 
     @property

@@ -109,6 +109,7 @@ def run_metadata(config: TrainConfig, parts: ModelParts, dataset: Dataset, clip_
         "ss_tag_frequency": json.dumps(dataset.tag_frequency()),
         "ss_bucket_info": json.dumps(dataset.bucket_info()) if config.enable_bucket else None,
         "ss_sd_model_name": parts.checkpoint_name,
+        "ss_new_sd_model_hash": parts.checkpoint_sha256,
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": _ARCHITECTURE[parts.family],
         "modelspec.implementation": "diffusers",
