@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
+from ..safetensors_header import read_metadata as read_safetensors_metadata
+
 COMMON_TOKEN_ID = 10_000  # BPE ids follow merge order: a whole word below this is an everyday word
 LONG_TRIGGER_TOKENS = 4
 
@@ -144,28 +145,6 @@ def _lora_files(root: Path) -> Iterator[Path]:
         for name in sorted(files):
             if name.lower().endswith(".safetensors"):
                 yield Path(folder, name)
-
-
-def read_safetensors_metadata(path: Path) -> dict[str, str]:
-    """`__metadata__` of a safetensors file, reading the header only."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError("too short to be a safetensors file")
-        size = int.from_bytes(head, "little")
-        if size > MAX_HEADER_BYTES:
-            raise ValueError(f"header of {size} bytes: not a safetensors file")
-        raw = f.read(size)
-    if len(raw) < size:
-        raise ValueError("truncated safetensors header")
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"safetensors header is not JSON: {e}") from None
-    if not isinstance(header, dict):
-        raise ValueError("safetensors header is not a JSON object")
-    metadata = header.get("__metadata__") or {}
-    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
 
 def clashes_in(path: Path, trigger: str) -> list[Clash]:

@@ -153,8 +153,7 @@ class WebUIHost:
     def lora_load_report(self, name: str) -> dict[str, object]:
         """Load a LoRA file the way the built-in Lora extension does and count the modules it
         matched (it drops unmatched keys silently)."""
-        import json
-        import struct
+        from ..safetensors_header import read_header
 
         networks = sys.modules.get("networks")
         if networks is None:
@@ -165,10 +164,7 @@ class WebUIHost:
             if on_disk is None:
                 raise FileNotFoundError(f"no LoRA named {name!r} in {self.lora_dir()}")
             net = networks.load_network(name, on_disk)
-        with open(on_disk.filename, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        prefixes = {k.split(".", 1)[0] for k in header if k != "__metadata__"}
+        prefixes = {k.split(".", 1)[0] for k in read_header(Path(on_disk.filename)) if k != "__metadata__"}
         return {"file": on_disk.filename, "file_modules": len(prefixes), "matched_modules": len(net.modules),
                 "unmatched": sorted(prefixes - set(net.modules))[:20]}
 

@@ -12,21 +12,19 @@ several files as a forbidden alias and resolves those names by file name instead
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..safetensors_header import HeaderError, read_metadata
+
 LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
 _EPOCH_NAME = re.compile(r"^(?P<base>.+)-(?P<epoch>\d{6})$")
 _STEP_NAME = re.compile(r"^(?P<base>.+)-step(?P<steps>\d{8})$")
-# safetensors refuses headers above 100 MB; a larger length means the file is not one.
-_MAX_HEADER = 100_000_000
 
 
 class FamilyError(ValueError):
@@ -39,24 +37,10 @@ def natural_key(text: str) -> tuple[Any, ...]:
 
 def read_safetensors_metadata(path: Path) -> dict[str, str]:
     """The `__metadata__` of a safetensors file, reading only its JSON header."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise FamilyError(f"{path.name}: too short to be a safetensors file")
-        (length,) = struct.unpack("<Q", head)
-        if not 2 <= length <= _MAX_HEADER:
-            raise FamilyError(f"{path.name}: not a safetensors file (header length {length})")
-        raw = f.read(length)
-    if len(raw) < length:
-        raise FamilyError(f"{path.name}: truncated safetensors header")
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FamilyError(f"{path.name}: unreadable safetensors header ({e})") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict):
-        return {}
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+        return read_metadata(path)
+    except HeaderError as e:
+        raise FamilyError(f"{path.name}: {e}") from None
 
 
 def _int_or_none(text: str | None) -> int | None:
