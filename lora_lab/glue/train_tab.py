@@ -69,9 +69,6 @@ def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
         if name == "conv_alpha" and not value:
             continue
         given[name] = value
-    resolution = int(given.get("resolution") or 512)  # buckets around the chosen resolution
-    given.setdefault("min_bucket_reso", min(256, resolution))
-    given.setdefault("max_bucket_reso", max(1024, resolution))
     return TrainConfig.from_dict(given)
 
 

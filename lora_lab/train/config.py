@@ -67,8 +67,8 @@ class TrainConfig:
     # data
     resolution: int = 512
     enable_bucket: bool = True
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
+    min_bucket_reso: int | None = None  # None: min(256, resolution)
+    max_bucket_reso: int | None = None  # None: max(1024, resolution)
     caption_extension: str = ".txt"
     keep_tokens: int = 0
     shuffle_caption: bool = False
@@ -101,6 +101,10 @@ class TrainConfig:
             self.output_dir = Path(self.output_dir)
         if self.resume_from is not None:
             self.resume_from = Path(self.resume_from)
+        if self.min_bucket_reso is None:
+            self.min_bucket_reso = min(256, self.resolution)
+        if self.max_bucket_reso is None:
+            self.max_bucket_reso = max(1024, self.resolution)
 
     @property
     def effective_conv_alpha(self) -> float:
