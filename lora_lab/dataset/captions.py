@@ -230,17 +230,18 @@ def merge_tags(existing: Caption | None, new_tags: list[str], mode: str) -> Capt
 
 # --- where captions live --------------------------------------------------------------------------
 
-def _check_ext(ext: str) -> str:
+def check_caption_ext(ext: str) -> str:
+    """Refuse an extension that is no file extension, or one that would overwrite images."""
     if not ext.startswith(".") or len(ext) < 2 or "/" in ext or "\\" in ext:
         raise ValueError(f"caption extension must look like '.txt', got {ext!r}")
     if ext.lower() in IMAGE_EXTENSIONS:
-        raise ValueError(f"caption extension {ext!r} is an image extension")
+        raise ValueError(f"caption extension {ext!r} is an image extension; it would overwrite images")
     return ext
 
 
 def caption_path(image: Path, ext: str = ".txt") -> Path:
     """`x.png` -> `x.txt` (the name sd-scripts and kohya_ss look for)."""
-    return Path(os.path.splitext(os.fspath(image))[0] + _check_ext(ext))
+    return Path(os.path.splitext(os.fspath(image))[0] + check_caption_ext(ext))
 
 
 def same_file_key(path: str) -> str:
@@ -252,7 +253,7 @@ def same_file_key(path: str) -> str:
 
 def stem_collisions(images: list[Path], ext: str = ".txt") -> dict[Path, list[Path]]:
     """Caption files that two or more images would share (`x.png` + `x.jpg` -> `x.txt`)."""
-    _check_ext(ext)
+    check_caption_ext(ext)
     groups: dict[str, list[Path]] = {}
     first: dict[str, str] = {}
     for image in images:
@@ -346,7 +347,7 @@ def read_caption(path: str | os.PathLike[str]) -> tuple[bytes | None, Caption, T
 def load_captions(root: Path, recursive: bool = False, ext: str = ".txt",
                   keep_tokens: int = 0) -> CaptionSet:
     """Pair every image under root with its caption file and read them all."""
-    _check_ext(ext)
+    check_caption_ext(ext)
     root = Path(root).resolve()
     scan = find_images(root, recursive)
     files: list[CaptionFile] = []

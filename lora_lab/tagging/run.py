@@ -12,8 +12,9 @@ from typing import Any
 from ..dataset.atomic import WriteRefused, check_writable
 from ..dataset.caption_edits import trigger as trigger_first
 from ..dataset.captions import (Caption, CaptionEncodingError, TextFormat, caption_path,
-                                encode_caption, merge_tags, read_caption, stem_collisions)
-from ..dataset.images import IMAGE_EXTENSIONS, ImageProblem, find_images
+                                check_caption_ext, encode_caption, merge_tags, read_caption,
+                                stem_collisions)
+from ..dataset.images import ImageProblem, find_images
 from ..dataset.journal import Journal, Operation
 from ..host.protocol import Host
 from .labels import read_labels
@@ -39,11 +40,7 @@ class TagRunOptions:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        ext = self.caption_ext
-        if not ext.startswith(".") or len(ext) < 2 or "/" in ext or "\\" in ext or ext in (".", ".."):
-            raise ValueError(f"caption extension must look like '.txt', got {ext!r}")
-        if ext.lower() in IMAGE_EXTENSIONS:
-            raise ValueError(f"caption extension {ext!r} is an image extension; it would overwrite images")
+        check_caption_ext(self.caption_ext)
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
 
