@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
 
+KEEP_FINISHED = 20
+
+
 class JobConflict(RuntimeError):
     pass
 
@@ -95,6 +98,9 @@ class JobRegistry:
                 raise JobConflict(f"a {kind} job is already running ({active.recorder.text or 'starting'})")
             job = Job(id=f"{kind}-{next(self._ids)}", kind=kind)
             self._jobs[job.id] = job
+            finished = [j.id for j in self._jobs.values() if not j.running]
+            for old in finished[:-KEEP_FINISHED]:  # results (loss histories, previews) add up
+                del self._jobs[old]
         view = HostView(host, job.recorder)
 
         def run() -> None:
