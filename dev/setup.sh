@@ -28,8 +28,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # keep the torch we have: a bare 'torch' requirement elsewhere must not pull another build
   echo "torch==$torch_version" > .venv/constraints.txt
   pip_q -r dev/requirements.txt -c .venv/constraints.txt
-  # ldm as the WebUI has it (stable-diffusion-sdkit) and CLIP's BPE vocabulary (open-clip-torch):
-  # their declared dependencies conflict with the WebUI's pins and are not needed for SD1
+  # ldm as the WebUI has it (stable-diffusion-sdkit) and open_clip (SD2's text encoder, CLIP's BPE
+  # vocabulary): their declared dependencies conflict with the WebUI's pins; torchvision, which
+  # both import but never use for LoRA Lab, gets an import-time stand-in (lora_lab/host/ldm_import.py)
   pip_q --no-deps stable-diffusion-sdkit==2.1.5 open-clip-torch==2.20.0
   [ "$WANT_TEST" = 1 ] && pip_q -r dev/requirements-test.txt -c .venv/constraints.txt
   "$PY" -c "import torch, gradio, onnxruntime, dynamicprompts, safetensors, transformers" \

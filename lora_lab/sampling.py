@@ -14,14 +14,10 @@ if TYPE_CHECKING:
 def encode_prompts(parts: ModelParts, prompts: list[str]) -> torch.Tensor:
     import torch
 
-    tokens = parts.tokenizer(prompts, truncation=True, max_length=77, padding="max_length",
-                             return_tensors="pt").input_ids.to(parts.device)
+    from .train.text import encode_text
+
     with torch.no_grad():
-        out = parts.text_encoder(input_ids=tokens, output_hidden_states=parts.clip_skip > 1)
-    if parts.clip_skip > 1:
-        hidden = out.hidden_states[-parts.clip_skip]
-        return parts.text_encoder.text_model.final_layer_norm(hidden)
-    return out.last_hidden_state
+        return encode_text(parts, prompts, parts.clip_skip)
 
 
 def decode_latents(parts: ModelParts, latents: torch.Tensor) -> list[Image.Image]:

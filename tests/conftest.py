@@ -58,6 +58,25 @@ def standalone_host(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
+def tiny_sd2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SD2 model with v-prediction (the SD2.x 768-v kind), OpenCLIP text encoder."""
+    from lora_lab.devtools.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-sd2"), "sd2-v")
+
+
+@pytest.fixture(scope="session")
+def sd2_host(tiny_sd2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    from lora_lab.host.progress import RecordingProgress
+    from lora_lab.host.standalone import StandaloneHost
+
+    host = StandaloneHost(tiny_sd2_checkpoint, home=tmp_path_factory.mktemp("lora-lab-home-sd2"),
+                          progress=RecordingProgress())
+    host.model_parts()
+    return host
+
+
+@pytest.fixture(scope="session")
 def tiny_tagger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lora_lab.devtools.tiny_tagger import build_tiny_tagger
 

@@ -45,3 +45,20 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                                                  "lldemo.preview.png", "lldemo.lora_lab.json"}
     caption = next((tmp_path / "dataset" / "4_lldemo").glob("*.txt")).read_text(encoding="utf-8")
     assert caption.startswith("lldemo, ")
+
+
+def test_train_command_on_an_sd2_checkpoint_without_its_yaml(tiny_sd2_checkpoint: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bare = tmp_path / "sd2-768-v.safetensors"  # no yaml beside it: the kind must be said
+    bare.symlink_to(tiny_sd2_checkpoint)
+    dataset = build_sample_dataset(tmp_path / "data", images=2, repeats=1)
+    args = ["train", "--checkpoint", str(bare), "--home", str(tmp_path / "home"), "--dataset",
+            str(dataset), "--output-dir", str(tmp_path / "out"), "--name", "cli2", "--epochs", "1",
+            "--dim", "2", "--resolution", "64", "--set", "min_bucket_reso=64", "--set", "max_bucket_reso=64"]
+    assert main(args) == 2
+    assert "is an SD2 checkpoint" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("*.safetensors"))
+    config = ["--model-config", str(tiny_sd2_checkpoint.with_suffix(".yaml"))]
+    assert main(args + config) == 0, capsys.readouterr().out
+    run = json.loads((tmp_path / "out" / "cli2.lora_lab.json").read_text(encoding="utf-8"))
+    assert run["family"] == "sd2-v" and run["result"]["state"] == "finished"

@@ -7,7 +7,6 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,64 +23,7 @@ from lora_lab.train.keys import te_targets, unet_targets
 from lora_lab.train.network import LoRANetwork, inject
 from lora_lab.train.text import encode_text
 
-# --- the WebUI's name conversion, written from training.md §2.3 (not from our writer) -------------
-_RESNET = {"conv1": "in_layers_2", "conv2": "out_layers_3", "norm1": "in_layers_0",
-           "norm2": "out_layers_0", "time_emb_proj": "emb_layers_1", "conv_shortcut": "skip_connection"}
-_RULES: list[tuple[str, Callable[..., str]]] = [
-    (r"lora_unet_down_blocks_(\d+)_attentions_(\d+)_(.+)",
-     lambda b, a, x: f"diffusion_model_input_blocks_{1 + 3 * int(b) + int(a)}_1_{x}"),
-    (r"lora_unet_down_blocks_(\d+)_resnets_(\d+)_(.+)",
-     lambda b, a, x: f"diffusion_model_input_blocks_{1 + 3 * int(b) + int(a)}_0_{_RESNET.get(x, x)}"),
-    (r"lora_unet_down_blocks_(\d+)_downsamplers_0_conv",
-     lambda b: f"diffusion_model_input_blocks_{3 + 3 * int(b)}_0_op"),
-    (r"lora_unet_mid_block_attentions_0_(.+)", lambda x: f"diffusion_model_middle_block_1_{x}"),
-    (r"lora_unet_mid_block_resnets_(\d+)_(.+)",
-     lambda r, x: f"diffusion_model_middle_block_{2 * int(r)}_{_RESNET.get(x, x)}"),
-    (r"lora_unet_up_blocks_(\d+)_attentions_(\d+)_(.+)",
-     lambda b, a, x: f"diffusion_model_output_blocks_{3 * int(b) + int(a)}_1_{x}"),
-    (r"lora_unet_up_blocks_(\d+)_resnets_(\d+)_(.+)",
-     lambda b, a, x: f"diffusion_model_output_blocks_{3 * int(b) + int(a)}_0_{_RESNET.get(x, x)}"),
-    (r"lora_unet_up_blocks_(\d+)_upsamplers_0_conv",
-     lambda b: f"diffusion_model_output_blocks_{2 + 3 * int(b)}_{2 if int(b) > 0 else 1}_conv"),
-    (r"lora_te_text_model_encoder_layers_(\d+)_(.+)",
-     lambda n, y: f"transformer_text_model_encoder_layers_{n}_{y}"),
-]
-
-
-def webui_name(kohya: str) -> str:
-    for pattern, build in _RULES:
-        m = re.fullmatch(pattern, kohya)
-        if m:
-            return build(*m.groups())
-    raise AssertionError(f"no conversion rule for {kohya}")
-
-
-def webui_layer_mapping(ldm_model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """`network_layer_mapping` as the WebUI builds it for SD1 (`.` -> `_`)."""
-    mapping = {n.replace(".", "_"): m for n, m in ldm_model.cond_stage_model.named_modules()}
-    mapping.update({n.replace(".", "_"): m for n, m in ldm_model.model.named_modules()})
-    return mapping
-
-
-def modules_in_file(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        module, _, part = key.partition(".")  # the WebUI splits at the first dot
-        out.setdefault(module, {})[part] = value
-    return out
-
-
-def merge_the_webui_way(ldm_model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    """weight += up @ down * alpha / dim (network_lora.calc_updown + finalize_updown)."""
-    mapping = webui_layer_mapping(ldm_model)
-    with torch.no_grad():
-        for name, parts in modules_in_file(tensors).items():
-            module = mapping[webui_name(name)]
-            up, down = parts["lora_up.weight"].float(), parts["lora_down.weight"].float()
-            scale = float(parts["alpha"]) / down.shape[0]
-            updown = (up.flatten(1) @ down.flatten(1)).reshape(module.weight.shape)
-            module.weight += updown * scale
-
+from .webui_lora import merge_the_webui_way, modules_in_file, webui_layer_mapping, webui_name
 
 # --- one run for the whole module -----------------------------------------------------------------
 

@@ -9,9 +9,12 @@ from ..host.standalone import StandaloneHost
 
 def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
     parser.add_argument("--checkpoint", type=Path, required=required,
-                        help="SD1 checkpoint (.safetensors or .ckpt); a .yaml beside it is used")
+                        help="SD1/SD2 checkpoint (.safetensors or .ckpt); a .yaml beside it is used")
     parser.add_argument("--model-config", type=Path, default=None,
-                        help="LDM yaml config (default: beside the checkpoint, else SD1)")
+                        help="LDM yaml config (default: beside the checkpoint, else --family's)")
+    parser.add_argument("--family", choices=["sd1", "sd2", "sd2-v"], default=None,
+                        help="model kind when no yaml is beside the checkpoint: sd1 (default), sd2 "
+                             "(512 px, eps) or sd2-v (768-v, v-prediction)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--home", type=Path, default=None,
                         help="LoRA Lab folder for Lora/ and models/ (default: ~/lora_lab)")
@@ -19,4 +22,4 @@ def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) 
 
 def host_from_args(args: argparse.Namespace) -> StandaloneHost:
     return StandaloneHost(checkpoint=args.checkpoint, config=args.model_config,
-                          device=args.device, home=args.home)
+                          family=args.family, device=args.device, home=args.home)

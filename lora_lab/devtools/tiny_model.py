@@ -1,10 +1,13 @@
-"""A tiny SD1-layout LDM checkpoint the real WebUI loads, built deterministically.
+"""Tiny SD1/SD2-layout LDM checkpoints the real WebUI loads, built deterministically.
 
-Keeps SD1's block layout (4 levels, 2 res blocks, attention at 3 levels) because the WebUI maps
+They keep SD1's block layout (4 levels, 2 res blocks, attention at 3 levels) because the WebUI maps
 kohya LoRA names with SD1's arithmetic, and the VAE's 8x downsampling. ldm zero-initialises the
 UNet's output convs and `proj_out`s (a random UNet would output 0 and a LoRA would change nothing),
 and a fresh CLIP has LayerNorm bias 0 (the WebUI's emphasis renormalisation then divides by 0):
 both are re-initialised from the seeded generator.
+
+SD2's text encoder is OpenCLIP's smallest built-in text tower, `ViT-S-32-alt` (width 256, 10
+layers; ~80 MB of the checkpoint): the WebUI builds it by name, so it has to be one open_clip knows.
 """
 from __future__ import annotations
 
@@ -13,18 +16,30 @@ from typing import Any
 
 from ..host.clip_files import text_config, write_clip_folder
 from ..host.families import family_config
+from ..host.protocol import Family
 
 NAME = "tiny-sd1"
 SEED = 20240611
+OPEN_CLIP_ARCH = "ViT-S-32-alt"
+_OPEN_CLIP_WIDTH = 256
 
 
-def tiny_config(clip_folder: Path) -> dict[str, Any]:
-    cfg = family_config("sd1")
+def model_name(family: Family) -> str:
+    return {"sd1": "tiny-sd1", "sd2": "tiny-sd2", "sd2-v": "tiny-sd2-v"}[family]
+
+
+def tiny_config(clip_folder: Path | None, family: Family = "sd1") -> dict[str, Any]:
+    cfg = family_config(family)
     params = cfg["model"]["params"]
-    params["unet_config"]["params"].update(
-        {"model_channels": 32, "channel_mult": [1, 1, 2, 2], "num_heads": 2, "context_dim": 64})
+    unet = params["unet_config"]["params"]
+    unet.update({"model_channels": 32, "channel_mult": [1, 1, 2, 2]})
+    if family == "sd1":
+        unet.update({"num_heads": 2, "context_dim": 64})
+        params["cond_stage_config"]["params"]["version"] = str(clip_folder)
+    else:
+        unet.update({"num_head_channels": 16, "context_dim": _OPEN_CLIP_WIDTH})
+        params["cond_stage_config"]["params"].update({"arch": OPEN_CLIP_ARCH, "version": None})
     params["first_stage_config"]["params"]["ddconfig"].update({"ch": 32, "ch_mult": [1, 1, 2, 2]})
-    params["cond_stage_config"]["params"]["version"] = str(clip_folder)
     return cfg
 
 
@@ -42,21 +57,24 @@ def _reinit(model: Any) -> None:
                 module.bias.copy_(0.1 * torch.randn_like(module.bias))
 
 
-def build_tiny_model(out_dir: Path) -> Path:
-    """Write `tiny-sd1.safetensors`, `tiny-sd1.yaml` and `tiny-sd1-clip/` into out_dir; returns the
-    checkpoint path. Same out_dir → same bytes."""
+def build_tiny_model(out_dir: Path, family: Family = "sd1") -> Path:
+    """Write `tiny-<family>.safetensors` and `.yaml` (SD1 also `tiny-sd1-clip/`, its tokenizer
+    folder) into out_dir; returns the checkpoint path. Same out_dir and family -> same bytes."""
     import torch
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
     from ..host.ldm_import import import_ldm
-    from ..host.ldm_loader import _offline_clip
+    from ..host.ldm_loader import _offline_clip, _open_clip_without_downloads
 
+    name = model_name(family)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    clip_folder = write_clip_folder(out_dir / f"{NAME}-clip", text_config(64, 128, 2, 2, 64))
-    cfg = tiny_config(clip_folder)
-    (out_dir / f"{NAME}.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), encoding="utf-8")
+    clip_folder = None
+    if family == "sd1":
+        clip_folder = write_clip_folder(out_dir / f"{name}-clip", text_config(64, 128, 2, 2, 64))
+    cfg = tiny_config(clip_folder, family)
+    (out_dir / f"{name}.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), encoding="utf-8")
 
     import_ldm()
     from ldm.util import instantiate_from_config
@@ -64,23 +82,23 @@ def build_tiny_model(out_dir: Path) -> Path:
     rng_state = torch.get_rng_state()
     torch.manual_seed(SEED)
     try:
-        with _offline_clip():
+        with _offline_clip(), _open_clip_without_downloads():
             model = instantiate_from_config(cfg["model"])
         _reinit(model)
     finally:
         torch.set_rng_state(rng_state)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    checkpoint = out_dir / f"{NAME}.safetensors"
+    checkpoint = out_dir / f"{name}.safetensors"
     save_file(state, str(checkpoint), metadata={"format": "pt"})  # one key: stable bytes
     return checkpoint
 
 
-def tiny_checkpoint() -> Path:
+def tiny_checkpoint(family: Family = "sd1") -> Path:
     """The tiny checkpoint in LoRA Lab's cache, built on first use."""
     from ..host.ldm_loader import cache_dir
 
     folder = cache_dir() / "tiny-model"
-    checkpoint = folder / f"{NAME}.safetensors"
+    checkpoint = folder / f"{model_name(family)}.safetensors"
     if not checkpoint.is_file():
-        build_tiny_model(folder)
+        build_tiny_model(folder, family)
     return checkpoint

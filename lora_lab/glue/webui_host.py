@@ -101,21 +101,25 @@ class WebUIHost:
         family = family_of_model(model)
         if family is None:
             raise RuntimeError("LoRA Lab trains SD1 and SD2 models; the loaded model is SDXL or unknown")
-        if family != "sd1":
-            raise RuntimeError("SD2 text-encoder support is not there yet; load an SD1 checkpoint")
-        wrapped = model.cond_stage_model.wrapped
+        wrapped = model.cond_stage_model.wrapped  # ldm's embedder under the WebUI's hijack
+        if family == "sd1":
+            text_encoder, tokenizer = wrapped.transformer, wrapped.tokenizer
+            clip_skip = int(shared.opts.CLIP_stop_at_last_layers)
+        else:  # OpenCLIP; the WebUI always encodes at the layer the model config names
+            import open_clip
+
+            text_encoder, tokenizer, clip_skip = wrapped.model, open_clip.tokenize, wrapped.layer_idx + 1
         unet = model.model.diffusion_model
         first = next(unet.parameters())
         alphas = getattr(model, "alphas_cumprod_original", None)
         if alphas is None:
             alphas = model.alphas_cumprod
         return ModelParts(
-            unet=unet, text_encoder=wrapped.transformer, tokenizer=wrapped.tokenizer,
+            unet=unet, text_encoder=text_encoder, tokenizer=tokenizer,
             vae=model.first_stage_model, alphas_cumprod=alphas.detach().to(torch.float32).cpu(),
             parameterization=model.parameterization, family=family,
             latent_scale=float(model.scale_factor), device=first.device, dtype=first.dtype,
-            checkpoint_name=model.sd_checkpoint_info.name_for_extra,
-            clip_skip=int(shared.opts.CLIP_stop_at_last_layers),
+            checkpoint_name=model.sd_checkpoint_info.name_for_extra, clip_skip=clip_skip,
             checkpoint_sha256=getattr(model.sd_checkpoint_info, "sha256", None),  # None with --no-hashing
         )
 
@@ -165,8 +169,9 @@ class WebUIHost:
                 raise FileNotFoundError(f"no LoRA named {name!r} in {self.lora_dir()}")
             net = networks.load_network(name, on_disk)
         prefixes = {k.split(".", 1)[0] for k in read_header(Path(on_disk.filename)) if k != "__metadata__"}
+        matched = {m.network_key.split(".", 1)[0] for m in net.modules.values()}  # file-side names
         return {"file": on_disk.filename, "file_modules": len(prefixes), "matched_modules": len(net.modules),
-                "unmatched": sorted(prefixes - set(net.modules))[:20]}
+                "unmatched": sorted(prefixes - matched)[:20]}
 
     def interrogate(self, image: Image.Image) -> str:
         """A sentence about the image from the WebUI's interrogator (BLIP + CLIP)."""

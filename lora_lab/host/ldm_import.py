@@ -1,10 +1,13 @@
-"""Import the `ldm` package (the WebUI's `repositories/stable-diffusion-stability-ai`, or PyPI's
-`stable-diffusion-sdkit`) where `open_clip` or `torchvision` cannot be imported.
+"""Import `ldm` (the WebUI's `repositories/stable-diffusion-stability-ai`, or PyPI's
+`stable-diffusion-sdkit`) and `open_clip` where `torchvision` cannot be imported.
 
-`ldm` imports both at module level but SD1 never uses them (`open_clip` is SD2's text encoder,
-`torchvision.utils.make_grid` only logs training images). When a real import fails we put a stand-in
-into `sys.modules` for the duration of the `ldm` import only, so nothing else in the process ever
-sees it; any later use of the stand-in raises with the reason.
+Both import torchvision at module level but never use it for what LoRA Lab does: `ldm` logs image
+grids with `torchvision.utils`, `open_clip` builds image preprocessing (`torchvision.transforms`) and
+freezes ResNet batch norms (`torchvision.ops`); SD2's text encoder needs none of that. When a real
+import fails we put a stand-in into `sys.modules` for the duration of that import only, so nothing
+else in the process ever sees it. Names taken from a stand-in are placeholders: reading their
+attributes works (a default argument like `InterpolationMode.BICUBIC`), calling one raises with the
+reason the real import failed.
 """
 from __future__ import annotations
 
@@ -14,6 +17,24 @@ import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+class Unavailable:
+    """What a stand-in module hands out for any name."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self._name, self._reason = name, reason
+
+    def __getattr__(self, attr: str) -> Unavailable:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return Unavailable(f"{self._name}.{attr}", self._reason)
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise ImportError(f"{self._name} is unavailable here: {self._reason}")
+
+    def __repr__(self) -> str:
+        return f"<unavailable {self._name}>"
 
 
 class MissingDependency(types.ModuleType):
@@ -26,12 +47,7 @@ class MissingDependency(types.ModuleType):
     def __getattr__(self, attr: str) -> object:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        reason = self._reason
-
-        def unavailable(*args: object, **kwargs: object) -> None:
-            raise ImportError(f"{self.__name__}.{attr} is unavailable here: {reason}")
-
-        return unavailable
+        return Unavailable(f"{self.__name__}.{attr}", self._reason)
 
 
 def _importable(name: str) -> str | None:
@@ -40,6 +56,9 @@ def _importable(name: str) -> str | None:
         return None
     except Exception as e:  # a broken install raises more than ImportError (e.g. a CUDA torchvision)
         return f"{type(e).__name__}: {e}"
+
+
+_TORCHVISION = ["torchvision.utils", "torchvision.transforms.functional", "torchvision.ops.misc"]
 
 
 @contextmanager
@@ -62,14 +81,38 @@ def _stand_ins(names: list[str]) -> Iterator[None]:
             sys.modules.pop(sub, None)
 
 
-def import_ldm() -> types.ModuleType:
-    """Import and return `ldm.models.diffusion.ddpm` (which pulls in the UNet, VAE and encoders)."""
-    if "ldm.models.diffusion.ddpm" in sys.modules:
-        return sys.modules["ldm.models.diffusion.ddpm"]
+def _import_lightning_first() -> None:
     # Libraries that probe for torchvision themselves (torchmetrics via pytorch_lightning) must be
     # imported before a stand-in exists, or they take it for the real thing.
     importlib.import_module("pytorch_lightning")
-    with _stand_ins(["torchvision.utils", "open_clip"]):
+
+
+def open_clip_problem() -> str | None:
+    """Why `open_clip` (SD2's text encoder) cannot be imported, or None when it can."""
+    try:
+        import_open_clip()
+        return None
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def import_open_clip() -> types.ModuleType:
+    if "open_clip" in sys.modules and not isinstance(sys.modules["open_clip"], MissingDependency):
+        return sys.modules["open_clip"]
+    _import_lightning_first()
+    with _stand_ins(_TORCHVISION):
+        return importlib.import_module("open_clip")
+
+
+def import_ldm() -> types.ModuleType:
+    """Import and return `ldm.models.diffusion.ddpm` (which pulls in the UNet, VAE and encoders).
+
+    Without a usable `open_clip` (SD1 does not need it) ldm gets a stand-in for it too."""
+    if "ldm.models.diffusion.ddpm" in sys.modules:
+        return sys.modules["ldm.models.diffusion.ddpm"]
+    _import_lightning_first()
+    missing_open_clip = ["open_clip"] if open_clip_problem() else []
+    with _stand_ins(_TORCHVISION + missing_open_clip):
         ddpm = importlib.import_module("ldm.models.diffusion.ddpm")
         importlib.import_module("ldm.modules.encoders.modules")
     return ddpm

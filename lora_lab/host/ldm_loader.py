@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clip_files import CLIP_L_TEXT, text_config, write_clip_folder
 from .families import CLIP_L, family_config, family_of
+from .ldm_import import MissingDependency, open_clip_problem
 from .protocol import Family, ModelParts
 
 if TYPE_CHECKING:
@@ -93,6 +94,38 @@ def _class_attr(cls: type, name: str, value: Any) -> Iterator[None]:
 _MISSING = object()
 
 
+@contextmanager
+def _open_clip_without_downloads() -> Iterator[None]:
+    """ldm's FrozenOpenCLIPEmbedder asks open_clip for the model *and* its pretrained weights and
+    image transforms. The weights are in the checkpoint (the WebUI also passes pretrained=None) and
+    the transforms are thrown away, so build the bare model: no download, no torchvision."""
+    import sys
+
+    open_clip = sys.modules.get("open_clip")
+    if open_clip is None or isinstance(open_clip, MissingDependency):
+        yield
+        return
+
+    def model_only(arch: str, *args: Any, device: Any = "cpu", **kwargs: Any) -> tuple[Any, None, None]:
+        return open_clip.create_model(arch, pretrained=None, device=device), None, None
+
+    original = open_clip.create_model_and_transforms
+    open_clip.create_model_and_transforms = model_only
+    try:
+        yield
+    finally:
+        open_clip.create_model_and_transforms = original
+
+
+# what a checkpoint must hold (SD2's open_clip also has an unused projection and logit scale)
+_NEEDED = {
+    True: ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer."),
+    False: ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.model.transformer.",
+            "cond_stage_model.model.token_embedding.", "cond_stage_model.model.positional_embedding",
+            "cond_stage_model.model.ln_final."),
+}
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     import torch
 
@@ -113,7 +146,22 @@ def resolve_config(checkpoint: Path, config: Path | None, family: Family | None)
         config = checkpoint.with_suffix(".yaml")
     if config is not None:
         return OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[return-value]
+    if family is None and _has_open_clip_weights(checkpoint):
+        raise CheckpointError(f"{checkpoint.name} is an SD2 checkpoint: say which kind with --family "
+                              "sd2 (512 px, eps) or sd2-v (768-v), or put its .yaml beside it")
     return family_config(family or "sd1")
+
+
+def _has_open_clip_weights(checkpoint: Path) -> bool:
+    """From the safetensors header alone (a .ckpt would have to be loaded: left to the loader)."""
+    from ..safetensors_header import HeaderError, read_header
+
+    if checkpoint.suffix != ".safetensors":
+        return False
+    try:
+        return any(k.startswith("cond_stage_model.model.transformer.") for k in read_header(checkpoint))
+    except (OSError, HeaderError):
+        return False
 
 
 def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None = None,
@@ -130,17 +178,18 @@ def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None
     cfg = resolve_config(checkpoint, config, family)
     fam = family_of(cfg)
     if fam != "sd1":
-        raise CheckpointError(f"{checkpoint.name}: the standalone host loads SD1 checkpoints for now "
-                              f"({fam} needs open_clip); use it inside the WebUI")
+        problem = open_clip_problem()
+        if problem:
+            raise CheckpointError(f"{checkpoint.name} is {fam}, whose text encoder needs open_clip "
+                                  f"(pip install open-clip-torch ftfy): {problem}")
     import_ldm()
     from ldm.util import instantiate_from_config
 
-    with _offline_clip():
+    with _offline_clip(), _open_clip_without_downloads():
         model = instantiate_from_config(cfg["model"])
     state = read_state_dict(checkpoint)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    needed = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer.")
-    missing = [k for k in missing if k.startswith(needed) and not k.endswith("position_ids")]
+    missing = [k for k in missing if k.startswith(_NEEDED[fam == "sd1"]) and not k.endswith("position_ids")]
     if missing:
         raise CheckpointError(f"{checkpoint.name} does not fit its config: {len(missing)} missing "
                               f"weights, e.g. {missing[:3]}")
@@ -156,11 +205,18 @@ def parts_from_ldm(model: Any, family: Family, checkpoint_name: str) -> ModelPar
 
     unet = model.model.diffusion_model
     first = next(unet.parameters())
+    embedder = model.cond_stage_model
+    if family == "sd1":
+        text_encoder, tokenizer, clip_skip = embedder.transformer, embedder.tokenizer, 1
+    else:
+        from .ldm_import import import_open_clip
+
+        text_encoder, tokenizer = embedder.model, import_open_clip().tokenize
+        clip_skip = embedder.layer_idx + 1
     return ModelParts(
-        unet=unet, text_encoder=model.cond_stage_model.transformer,
-        tokenizer=model.cond_stage_model.tokenizer, vae=model.first_stage_model,
+        unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, vae=model.first_stage_model,
         alphas_cumprod=model.alphas_cumprod.detach().to(torch.float32).cpu(),
         parameterization=model.parameterization, family=family,
         latent_scale=float(model.scale_factor), device=first.device, dtype=first.dtype,
-        checkpoint_name=checkpoint_name,
+        checkpoint_name=checkpoint_name, clip_skip=clip_skip,
     )

@@ -22,8 +22,11 @@ Parameterization = Literal["eps", "v"]
 class ModelParts:
     """The pieces of a loaded SD1/SD2 model the core works with.
 
-    `unet(x, timesteps, context)` predicts noise (eps) or velocity (v); `text_encoder` is the HF
-    `CLIPTextModel` and `tokenizer` its `CLIPTokenizer`; `vae` is ldm's `AutoencoderKL`.
+    `unet(x, timesteps, context)` predicts noise (eps) or velocity (v); `vae` is ldm's
+    `AutoencoderKL`. SD1: `text_encoder` is the HF `CLIPTextModel` and `tokenizer` its
+    `CLIPTokenizer`. SD2: `text_encoder` is the OpenCLIP model (text transformer, `attn_mask`,
+    `ln_final`) and `tokenizer` is `open_clip.tokenize` (list of str -> LongTensor[n, 77]).
+    `clip_skip` is what the host's own generations use (SD2: 2, its "penultimate" layer).
     """
 
     unet: torch.nn.Module

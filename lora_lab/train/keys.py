@@ -2,10 +2,13 @@
 
 SD1/SD2 UNet modules get diffusers-style kohya names (`lora_unet_down_blocks_0_attentions_0_…`),
 which the WebUI's Lora loader converts back with SD1 block arithmetic; text-encoder modules get
-HF CLIP names (`lora_te_text_model_encoder_layers_0_self_attn_q_proj`).
+HF CLIP names (`lora_te_text_model_encoder_layers_0_self_attn_q_proj`), also for SD2's OpenCLIP,
+whose fused `nn.MultiheadAttention` becomes four targets (q/k/v slices of `in_proj_weight` and
+`out_proj`) that the WebUI maps back onto the one module.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +42,13 @@ class Target:
     module: torch.nn.Module
     kind: Kind
     is_te: bool
+    part: str | None = None  # "q", "k", "v" or "out" when `module` is an nn.MultiheadAttention
+
+    def weight_shape(self) -> tuple[int, ...]:
+        if self.part is None:
+            return tuple(self.module.weight.shape)
+        embed = self.module.embed_dim  # q/k/v/out of a self-attention are all embed x embed
+        return (embed, embed)
 
 
 def _is_1x1(module: torch.nn.Module) -> bool:
@@ -118,8 +128,24 @@ def unet_targets(unet: torch.nn.Module, conv: bool) -> list[Target]:
     return targets
 
 
-def te_targets(text_encoder: torch.nn.Module) -> list[Target]:
-    """The Linear layers of every CLIP attention and MLP block (HF `CLIPTextModel`)."""
+def te_targets(text_encoder: torch.nn.Module, clip_skip: int = 1) -> list[Target]:
+    """The Linear layers of every CLIP attention and MLP block that runs at this clip skip (the
+    layers after it never touch the output): HF `CLIPTextModel` (SD1) or OpenCLIP's text
+    transformer (SD2)."""
+    resblocks = getattr(getattr(text_encoder, "transformer", None), "resblocks", None)
+    if resblocks is not None:
+        targets, layers = _open_clip_targets(resblocks), len(resblocks)
+    else:
+        targets = _hf_clip_targets(text_encoder)
+        layers = text_encoder.config.num_hidden_layers
+    used = layers - (clip_skip - 1)
+    return [t for t in targets if int(_TE_LAYER.search(t.name).group(1)) < used]  # type: ignore[union-attr]
+
+
+_TE_LAYER = re.compile(r"_layers_(\d+)_")
+
+
+def _hf_clip_targets(text_encoder: torch.nn.Module) -> list[Target]:
     targets: list[Target] = []
     for block_path, block in text_encoder.named_modules():
         if type(block).__name__ not in _TE_BLOCKS:
@@ -131,4 +157,27 @@ def te_targets(text_encoder: torch.nn.Module) -> list[Target]:
     if not targets:
         raise LayoutError("the text encoder is not a Hugging Face CLIPTextModel; train the UNet "
                           "only (text-encoder learning rate 0)")
+    return targets
+
+
+_MHA_PARTS = ("q", "k", "v", "out")
+
+
+def _open_clip_targets(resblocks: torch.nn.ModuleList) -> list[Target]:
+    """Per OpenCLIP residual block: its attention as q/k/v/out and its MLP's c_fc/c_proj, named the
+    way sd-scripts names SD2's text encoder (HF CLIP names)."""
+    targets: list[Target] = []
+    for i, block in enumerate(resblocks):
+        attn = block.attn
+        if not isinstance(attn, torch.nn.MultiheadAttention) or not attn._qkv_same_embed_dim \
+                or attn.bias_k is not None or attn.add_zero_attn:
+            raise LayoutError(f"OpenCLIP block {i} has an attention LoRA Lab cannot adapt; train the "
+                              "UNet only (text-encoder learning rate 0)")
+        stem = f"{TE_PREFIX}text_model_encoder_layers_{i}_"
+        for part in _MHA_PARTS:
+            targets.append(Target(f"{stem}self_attn_{part}_proj", f"transformer.resblocks.{i}.attn",
+                                  attn, "linear", True, part))
+        for sub, name in (("c_fc", "fc1"), ("c_proj", "fc2")):
+            targets.append(Target(f"{stem}mlp_{name}", f"transformer.resblocks.{i}.mlp.{sub}",
+                                  getattr(block.mlp, sub), "linear", True))
     return targets

@@ -173,12 +173,20 @@ def _build_network(parts: ModelParts, config: TrainConfig) -> LoRANetwork:
     try:
         targets = unet_targets(parts.unet, conv=config.conv_dim > 0) if config.unet_lr > 0 else []
         if config.train_text_encoder:
-            targets += te_targets(parts.text_encoder)
+            targets += te_targets(parts.text_encoder, effective_clip_skip(parts, config))
     except LayoutError as e:
         raise TrainConfigError([str(e)]) from None
     return LoRANetwork(targets, config.dim, config.alpha, config.conv_dim,
                        config.effective_conv_alpha, parts.device, config.seed,
                        config.network_dropout, config.rank_dropout, config.module_dropout)
+
+
+def effective_clip_skip(parts: ModelParts, config: TrainConfig) -> int:
+    """The run's clip skip: the configured one, else the host's. SD2 always uses the layer its
+    model config names (the WebUI ignores its clip-skip setting for SD2), and so do we."""
+    if parts.family != "sd1":
+        return parts.clip_skip
+    return config.clip_skip or parts.clip_skip
 
 
 def _grad_scaler(enabled: bool) -> Any:
@@ -193,7 +201,7 @@ class _Run:
         self.host, self.parts, self.config, self.dataset = host, parts, config, dataset
         self.network, self.out_dir, self.status = network, out_dir, status
         self.device = parts.device
-        self.clip_skip = config.clip_skip or parts.clip_skip
+        self.clip_skip = effective_clip_skip(parts, config)
         self.rng = random.Random(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.alphas_cumprod = parts.alphas_cumprod.to(self.device, torch.float32)
@@ -220,6 +228,9 @@ class _Run:
         status, config = self.status, self.config
         status.epochs, status.total_steps = config.epochs, self.total_steps
         status.notes.extend(self.dataset.notes)
+        if config.clip_skip and config.clip_skip != self.clip_skip:
+            status.notes.append(f"clip skip {config.clip_skip} ignored: {self.parts.family} models "
+                                f"use clip skip {self.clip_skip} (the layer their config names)")
         if self.device.type == "cpu" and config.mixed_precision != "no":
             status.notes.append("mixed precision is for CUDA; training in fp32 on the CPU")
         self.base_metadata = run_metadata(config, self.parts, self.dataset, self.clip_skip,

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .attention import attention_forward
 from .keys import Target
 
 
@@ -31,16 +32,16 @@ class LoRAModule(torch.nn.Module):
         self.is_te = target.is_te
         self.dim = dim
         self.is_conv = isinstance(base, torch.nn.Conv2d)
-        weight = base.weight
+        shape = target.weight_shape()
         if self.is_conv:
-            out_ch, in_ch, kh, kw = weight.shape
+            out_ch, in_ch, kh, kw = shape
             down_shape: tuple[int, ...] = (dim, in_ch, kh, kw)
             up_shape: tuple[int, ...] = (out_ch, dim, 1, 1)
             self.conv_args = {"stride": base.stride, "padding": base.padding,
                               "dilation": base.dilation}
             fan_in = in_ch * kh * kw
         else:
-            out_ch, in_ch = weight.shape
+            out_ch, in_ch = shape
             down_shape, up_shape = (dim, in_ch), (out_ch, dim)
             self.conv_args = {}
             fan_in = in_ch
@@ -77,6 +78,13 @@ class LoRAModule(torch.nn.Module):
                 h = h * keep.to(h.dtype)
                 scale /= 1.0 - self.rank_dropout
         return (F.conv2d(h, self.up) if self.is_conv else F.linear(h, self.up)), scale
+
+    def add_to(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """`out` (the base layer's output for input `x`) plus this adapter's delta."""
+        if self.skipped():
+            return out
+        delta, scale = self.delta(x)
+        return out.add(delta.to(out.dtype), alpha=scale)
 
     def skipped(self) -> bool:
         return self.training and self.module_dropout > 0 and \
@@ -144,13 +152,25 @@ class LoRANetwork(torch.nn.Module):
 
 def _patched_forward(original: Any, lora: LoRAModule) -> Any:
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        out = original(x, *args, **kwargs)
-        if lora.skipped():
-            return out
-        delta, scale = lora.delta(x)
-        return out.add(delta.to(out.dtype), alpha=scale)
+        return lora.add_to(original(x, *args, **kwargs), x)
 
     return forward
+
+
+def _forwards(network: LoRANetwork) -> list[tuple[torch.nn.Module, Any]]:
+    """(module, its new forward) for every wrapped module; an attention's q/k/v/out adapters share
+    one forward."""
+    out: list[tuple[torch.nn.Module, Any]] = []
+    attentions: dict[int, tuple[torch.nn.Module, dict[str, LoRAModule]]] = {}
+    for name, lora in network.loras.items():
+        target = network.targets[name]
+        if target.part is None:
+            out.append((target.module, _patched_forward(target.module.forward, lora)))
+        else:
+            attentions.setdefault(id(target.module), (target.module, {}))[1][target.part] = lora
+    for module, parts in attentions.values():
+        out.append((module, attention_forward(module, parts)))  # type: ignore[arg-type]
+    return out
 
 
 _MISSING = object()
@@ -162,10 +182,9 @@ def inject(network: LoRANetwork) -> Iterator[None]:
     exactly the `forward` entry (or its absence) it had before."""
     saved: list[tuple[torch.nn.Module, Any]] = []
     try:
-        for name, lora in network.loras.items():
-            module = network.targets[name].module
+        for module, forward in _forwards(network):
             saved.append((module, module.__dict__.get("forward", _MISSING)))
-            module.forward = _patched_forward(module.forward, lora)
+            module.forward = forward
     except BaseException:
         _put_back(saved)
         raise

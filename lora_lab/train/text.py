@@ -1,5 +1,10 @@
-"""Captions to text-encoder outputs, as the WebUI's CLIP sees them (77 tokens, clip skip applied
-with the final layer norm), with a cache for runs that leave the text encoder frozen."""
+"""Captions to text-encoder outputs, as the WebUI's text encoder sees them (77 tokens, clip skip
+applied with the final layer norm), with a cache for runs that leave the text encoder frozen.
+
+SD1's encoder is Hugging Face's `CLIPTextModel` with its `CLIPTokenizer`; SD2's is OpenCLIP's text
+transformer with `open_clip.tokenize` (ids padded with 0), run the way ldm's
+`FrozenOpenCLIPEmbedder.encode_with_transformer` runs it (clip skip 2 = its "penultimate" layer).
+"""
 from __future__ import annotations
 
 import torch
@@ -10,6 +15,12 @@ CACHE_LIMIT = 4096  # captions; shuffled tags make many variants, each ~230 KB a
 
 
 def encode_text(parts: ModelParts, captions: list[str], clip_skip: int) -> torch.Tensor:
+    if parts.family == "sd1":
+        return _encode_hf_clip(parts, captions, clip_skip)
+    return _encode_open_clip(parts, captions, clip_skip)
+
+
+def _encode_hf_clip(parts: ModelParts, captions: list[str], clip_skip: int) -> torch.Tensor:
     tokenizer = parts.tokenizer
     ids = tokenizer(captions, truncation=True, max_length=tokenizer.model_max_length,
                     padding="max_length", return_tensors="pt").input_ids.to(parts.device)
@@ -18,6 +29,17 @@ def encode_text(parts: ModelParts, captions: list[str], clip_skip: int) -> torch
     if clip_skip > 1:
         return te.text_model.final_layer_norm(out.hidden_states[-clip_skip])
     return out.last_hidden_state
+
+
+def _encode_open_clip(parts: ModelParts, captions: list[str], clip_skip: int) -> torch.Tensor:
+    model = parts.text_encoder
+    ids = parts.tokenizer(captions).to(parts.device)
+    x = model.token_embedding(ids) + model.positional_embedding
+    x = x.permute(1, 0, 2)  # the OpenCLIP transformer the WebUI uses is sequence-first
+    blocks = model.transformer.resblocks
+    for block in list(blocks)[: len(blocks) - (clip_skip - 1)]:
+        x = block(x, attn_mask=model.attn_mask)
+    return model.ln_final(x.permute(1, 0, 2))
 
 
 class FrozenTextCache:
