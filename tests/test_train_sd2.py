@@ -14,6 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from lora_lab.devtools.sample_dataset import build_sample_dataset
+from lora_lab.host.fingerprint import parts_fingerprint
 from lora_lab.host.ldm_loader import parts_from_ldm
 from lora_lab.train import TrainConfig, train
 from lora_lab.train.keys import Target, te_targets, unet_targets
@@ -105,7 +106,7 @@ def run(sd2_host, tmp_path_factory: pytest.TempPathFactory):
                          alpha=4, conv_dim=4, conv_alpha=2, unet_lr=2e-3, te_lr=1e-3, epochs=2,
                          clip_skip=1, resolution=64, min_bucket_reso=64, max_bucket_reso=128,
                          save_precision="fp32", preview_every_n_epochs=2, preview_steps=2)
-    before = model_state(sd2_host)
+    before = model_state(sd2_host), parts_fingerprint(sd2_host.model_parts())
     result = train(sd2_host, config)
     assert result.state == "finished", result.message
     return result, config, before
@@ -113,7 +114,7 @@ def run(sd2_host, tmp_path_factory: pytest.TempPathFactory):
 
 def test_run_leaves_the_sd2_model_as_it_found_it(run, sd2_host) -> None:
     result, _, before = run
-    assert model_state(sd2_host) == before
+    assert (model_state(sd2_host), parts_fingerprint(sd2_host.model_parts())) == before
     run_file = result.files[-1].with_name("sd2shapes.lora_lab.json")
     notes = json.loads(run_file.read_text(encoding="utf-8"))["result"]["notes"]
     assert any("clip skip 1 ignored" in n for n in notes)

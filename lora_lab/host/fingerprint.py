@@ -14,7 +14,7 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         weights.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        weights.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        weights.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     flags = hashlib.sha256()
     for name, p in sorted(model.named_parameters()):
         flags.update(f"{name}:{int(p.requires_grad)}:{int(p.grad is not None)};".encode())
