@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/train_step.py [--steps 6] [--warmup 2] [--resolution 256] [--batch 1]
                                          [--dim 16] [--threads N] [--device cuda --fp16]
+                                         [--family sd1|sd2]
 
 Model: an SD1.5-size ldm UNet (320 channels, mult 1-2-4-4, context 768) and a CLIP-L-size text
-encoder, random weights, fp32 (fp16 autocast with --fp16). The VAE is a small one with SD's 8×
-downsampling: latents are cached before the timed steps, so its size does not matter.
+encoder, random weights, fp32 (fp16 autocast with --fp16). `--family sd2`: SD2.1's UNet (linear
+projections, 64-channel heads, context 1024, v-prediction) and its OpenCLIP ViT-H text transformer
+(24 layers of fused nn.MultiheadAttention, run to the penultimate layer). The VAE is a small one with
+SD's 8× downsampling: latents are cached before the timed steps, so its size does not matter.
 
 Floor: `unet(x, t, context)` with frozen weights and `x.requires_grad_()` — the activation
 gradients any LoRA step must compute, nothing more — plus a backward into the text encoder's token
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import statistics
 import sys
@@ -41,11 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lora_lab.devtools.sample_dataset import build_sample_dataset  # noqa: E402
 from lora_lab.host.families import family_config  # noqa: E402
-from lora_lab.host.ldm_import import import_ldm  # noqa: E402
+from lora_lab.host.ldm_import import import_ldm, import_open_clip  # noqa: E402
 from lora_lab.host.ldm_loader import clip_tokenizer  # noqa: E402
 from lora_lab.host.progress import InterruptEvent, ReentrantExclusive  # noqa: E402
 from lora_lab.host.protocol import HostInfo, ModelParts  # noqa: E402
 from lora_lab.train import TrainConfig, train  # noqa: E402
+from lora_lab.train.text import encode_text  # noqa: E402
 
 
 def clock() -> float:
@@ -117,23 +122,39 @@ def _reinit_zeros(model: torch.nn.Module) -> None:
             module.reset_parameters()
 
 
-def build_parts(device: torch.device) -> ModelParts:
+def clip_l() -> tuple[torch.nn.Module, Any]:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from lora_lab.host.clip_files import CLIP_L_TEXT, text_config
 
+    c = CLIP_L_TEXT
+    te = CLIPTextModel(CLIPTextConfig(**text_config(c["hidden_size"], c["intermediate_size"],
+                                                    c["num_attention_heads"], c["num_hidden_layers"],
+                                                    c["projection_dim"])))
+    return te, clip_tokenizer()
+
+
+def open_clip_vit_h() -> tuple[torch.nn.Module, Any]:
+    """ViT-H-14's text tower as SD2 has it (the image tower is built tiny and dropped, as ldm drops it)."""
+    open_clip = import_open_clip()
+    model = open_clip.model.CLIP(
+        embed_dim=1024, text_cfg={"context_length": 77, "vocab_size": 49408, "width": 1024,
+                                  "heads": 16, "layers": 24},
+        vision_cfg={"image_size": 32, "layers": 1, "width": 64, "patch_size": 16})
+    del model.visual
+    return model, open_clip.tokenize
+
+
+def build_parts(device: torch.device, family: str) -> ModelParts:
     import_ldm()
     from ldm.models.autoencoder import AutoencoderKL
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     torch.manual_seed(0)
     sd1 = family_config("sd1")["model"]["params"]
-    unet = UNetModel(**sd1["unet_config"]["params"])
+    unet = UNetModel(**family_config(family)["model"]["params"]["unet_config"]["params"])
     _reinit_zeros(unet)
-    c = CLIP_L_TEXT
-    te = CLIPTextModel(CLIPTextConfig(**text_config(c["hidden_size"], c["intermediate_size"],
-                                                    c["num_attention_heads"], c["num_hidden_layers"],
-                                                    c["projection_dim"])))
+    te, tokenizer = clip_l() if family == "sd1" else open_clip_vit_h()
     ddconfig = dict(sd1["first_stage_config"]["params"]["ddconfig"], ch=32, ch_mult=[1, 1, 2, 2])
     vae = AutoencoderKL(ddconfig=ddconfig, lossconfig={"target": "torch.nn.Identity"}, embed_dim=4)
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
@@ -141,10 +162,12 @@ def build_parts(device: torch.device) -> ModelParts:
     for m in (unet, te, vae):
         m.eval().requires_grad_(False).to(device)
     unet.requires_grad_(True)  # as the WebUI leaves it: the trainer must freeze it
-    return ModelParts(unet=unet, text_encoder=te, tokenizer=clip_tokenizer(), vae=vae,
-                      alphas_cumprod=alphas_cumprod, parameterization="eps", family="sd1",
-                      latent_scale=0.18215, device=device, dtype=torch.float32,
-                      checkpoint_name="random-sd15")
+    sd2 = family != "sd1"
+    return ModelParts(unet=unet, text_encoder=te, tokenizer=tokenizer, vae=vae,
+                      alphas_cumprod=alphas_cumprod, parameterization="v" if sd2 else "eps",
+                      family="sd2-v" if sd2 else "sd1", latent_scale=0.18215, device=device,
+                      dtype=torch.float32, clip_skip=2 if sd2 else 1,
+                      checkpoint_name="random-sd21" if sd2 else "random-sd15")
 
 
 @contextmanager
@@ -188,17 +211,21 @@ class Floor:
     def __init__(self, parts: ModelParts, args: argparse.Namespace, with_te: bool) -> None:
         self.unet = copy.deepcopy(parts.unet).requires_grad_(False)
         self.te = copy.deepcopy(parts.text_encoder).requires_grad_(False)
+        self.parts = dataclasses.replace(parts, unet=self.unet, text_encoder=self.te)
         self.args, self.with_te, self.device = args, with_te, parts.device
-        self.ids = parts.tokenizer(["ohwx, red circle, white background"] * args.batch,
-                                   padding="max_length", max_length=77, truncation=True,
-                                   return_tensors="pt").input_ids.to(self.device)
+        self.captions = ["ohwx, red circle, white background"] * args.batch
         with torch.no_grad():
-            self.cached = self.te(input_ids=self.ids).last_hidden_state
+            self.cached = self.encode()
         self.times: list[float] = []
+
+    def encode(self) -> torch.Tensor:
+        """The text encoder's plain forward (no LoRA), as the trainer runs it."""
+        return encode_text(self.parts, self.captions, self.parts.clip_skip)
 
     def step(self) -> None:
         args, side = self.args, self.args.resolution // 8
-        embedding = self.te.text_model.embeddings.token_embedding.weight
+        embeddings = getattr(self.te, "text_model", self.te)
+        embedding = getattr(embeddings, "embeddings", embeddings).token_embedding.weight
         start = clock()
         x = torch.randn(args.batch, 4, side, side, device=self.device, requires_grad=not self.with_te)
         noise = torch.randn_like(x)
@@ -206,7 +233,7 @@ class Floor:
         with torch.enable_grad(), torch.autocast("cuda", enabled=args.fp16):
             if self.with_te:
                 embedding.requires_grad_(True)
-                context = self.te(input_ids=self.ids).last_hidden_state
+                context = self.encode()
             else:
                 context = self.cached
             loss = F.mse_loss(self.unet(x, t, context=context).float(), noise)
@@ -264,6 +291,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--family", choices=["sd1", "sd2"], default="sd1",
+                        help="sd1: SD1.5 UNet + CLIP-L; sd2: SD2.1 UNet + OpenCLIP ViT-H (768-v)")
     parser.add_argument("--fp16", action="store_true", help="fp16 autocast + GradScaler (CUDA)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's); 1 times steps in CPU time, "
@@ -277,8 +306,9 @@ def main() -> int:
     device = torch.device(args.device)
     if args.fp16 and device.type != "cuda":
         parser.error("--fp16 needs --device cuda")
-    parts = build_parts(device)
-    print(f"SD1.5-size UNet, {args.resolution} px, batch {args.batch}, LoRA dim {args.dim}, "
+    parts = build_parts(device, args.family)
+    size = "SD1.5-size UNet + CLIP-L" if args.family == "sd1" else "SD2.1-size UNet + OpenCLIP ViT-H"
+    print(f"{size}, {args.resolution} px, batch {args.batch}, LoRA dim {args.dim}, "
           f"{'fp16 autocast' if args.fp16 else 'fp32'} on {device} ({torch.get_num_threads()} threads; "
           f"{'thread CPU time' if cpu_time else 'wall time'})")
     with tempfile.TemporaryDirectory() as tmp:
