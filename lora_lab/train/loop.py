@@ -231,6 +231,9 @@ class _Run:
         if config.clip_skip and config.clip_skip != self.clip_skip:
             status.notes.append(f"clip skip {config.clip_skip} ignored: {self.parts.family} models "
                                 f"use clip skip {self.clip_skip} (the layer their config names)")
+        if self.parts.family == "sd2-v" and config.resolution < 768:
+            status.notes.append(f"SD2 768-v models were trained at 768 px; {config.resolution} px "
+                                "works but may look softer at the model's own size")
         if self.device.type == "cpu" and config.mixed_precision != "no":
             status.notes.append("mixed precision is for CUDA; training in fp32 on the CPU")
         self.base_metadata = run_metadata(config, self.parts, self.dataset, self.clip_skip,
