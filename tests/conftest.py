@@ -48,11 +48,14 @@ def tiny_checkpoint(tiny_model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def standalone_host(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     """One loaded standalone host for the session; tests must leave its model as they found it."""
+    return _loaded_host(tiny_checkpoint, tmp_path_factory.mktemp("lora-lab-home"))
+
+
+def _loaded_host(checkpoint: Path, home: Path):
     from lora_lab.host.progress import RecordingProgress
     from lora_lab.host.standalone import StandaloneHost
 
-    host = StandaloneHost(tiny_checkpoint, home=tmp_path_factory.mktemp("lora-lab-home"),
-                          progress=RecordingProgress())
+    host = StandaloneHost(checkpoint, home=home, progress=RecordingProgress())
     host.model_parts()
     return host
 
@@ -67,13 +70,7 @@ def tiny_sd2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sd2_host(tiny_sd2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    from lora_lab.host.progress import RecordingProgress
-    from lora_lab.host.standalone import StandaloneHost
-
-    host = StandaloneHost(tiny_sd2_checkpoint, home=tmp_path_factory.mktemp("lora-lab-home-sd2"),
-                          progress=RecordingProgress())
-    host.model_parts()
-    return host
+    return _loaded_host(tiny_sd2_checkpoint, tmp_path_factory.mktemp("lora-lab-home-sd2"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The trainer learns: on the tiny model one image with its trigger becomes much easier to denoise;
+"""The trainer learns: on the tiny SD1 (eps) and SD2 (v-prediction) models one image with its trigger becomes much easier to denoise;
 gradient checkpointing (ours, or the model's own ldm flag) gives the LoRA the same gradients."""
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
@@ -19,19 +20,23 @@ from lora_lab.train.network import LoRANetwork, inject
 from lora_lab.train.text import encode_text
 
 
-def test_training_one_image_lowers_its_denoising_loss(standalone_host, tmp_path) -> None:
+@pytest.mark.parametrize("host_fixture, epochs", [("standalone_host", 3), ("sd2_host", 2)],
+                         ids=["sd1-eps", "sd2-v"])
+def test_training_one_image_lowers_its_denoising_loss(host_fixture: str, epochs: int, request,
+                                                       tmp_path) -> None:
+    host = request.getfixturevalue(host_fixture)
     folder = tmp_path / "data" / "100_ohwx"
     folder.mkdir(parents=True)
     image = Image.new("RGB", (64, 64), (250, 250, 250))
     ImageDraw.Draw(image).ellipse((12, 12, 52, 52), fill=(220, 30, 30))
     image.save(folder / "circle.png")
     config = TrainConfig(dataset_dir=tmp_path / "data", name="circle", output_dir=tmp_path / "out",
-                         dim=8, alpha=8, unet_lr=2e-3, te_lr=0.0, epochs=3, resolution=64,
+                         dim=8, alpha=8, unet_lr=2e-3, te_lr=0.0, epochs=epochs, resolution=64,
                          min_bucket_reso=64, max_bucket_reso=64, save_precision="fp32")
-    result = train(standalone_host, config)
-    assert (result.state, result.steps_done) == ("finished", 300)
+    result = train(host, config)
+    assert (result.state, result.steps_done) == ("finished", 100 * epochs)
 
-    parts = standalone_host.model_parts()
+    parts = host.model_parts()
     pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1)
     gen = torch.Generator().manual_seed(0)
     timesteps = torch.arange(25, 1000, 50)
@@ -39,9 +44,9 @@ def test_training_one_image_lowers_its_denoising_loss(standalone_host, tmp_path)
         latent = parts.vae.encode(pixels.permute(2, 0, 1)[None]).mode() * parts.latent_scale
         latents = latent.repeat(len(timesteps), 1, 1, 1)
         noise = torch.randn(latents.shape, generator=gen)
-        cond = encode_text(parts, ["ohwx"] * len(timesteps), 1)
+        cond = encode_text(parts, ["ohwx"] * len(timesteps), parts.clip_skip)
 
-        def loss() -> float:
+        def loss() -> float:  # eps or v targets, whichever the model predicts
             return float(diffusion_loss(parts.unet, parts.alphas_cumprod, latents, cond, noise,
                                         timesteps, parts.parameterization).mean())
 

@@ -19,11 +19,11 @@ from lora_lab.devtools.sample_dataset import build_sample_dataset
 from lora_lab.host.ldm_loader import parts_from_ldm
 from lora_lab.host.protocol import PreviewRequest
 from lora_lab.train import TrainConfig, TrainResult, train
-from lora_lab.train.keys import te_targets, unet_targets
-from lora_lab.train.network import LoRANetwork, inject
+from lora_lab.train.network import inject
 from lora_lab.train.text import encode_text
 
-from .webui_lora import merge_the_webui_way, modules_in_file, webui_layer_mapping, webui_name
+from .webui_lora import merge_the_webui_way, modules_in_file, network_from_file, webui_layer_mapping, \
+    webui_name
 
 # --- one run for the whole module -----------------------------------------------------------------
 
@@ -87,10 +87,7 @@ def test_saved_file_merged_the_webui_way_reproduces_training_output(run, standal
     result, _ = run
     tensors = load_file(str(result.files[-1]))
     parts = standalone_host.model_parts()
-    targets = unet_targets(parts.unet, conv=True) + te_targets(parts.text_encoder)
-    network = LoRANetwork(targets, 4, 4.0, 4, 2.0, parts.device, seed=0)
-    network.load_from_file_tensors(tensors)
-    network.eval()
+    network = network_from_file(parts, tensors, 1)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 4, 8, 8, generator=gen)
     t = torch.tensor([10, 700])

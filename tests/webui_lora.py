@@ -8,6 +8,10 @@ from collections.abc import Callable
 
 import torch
 
+from lora_lab.host.protocol import ModelParts
+from lora_lab.train.keys import te_targets, unet_targets
+from lora_lab.train.network import LoRANetwork
+
 _RESNET = {"conv1": "in_layers_2", "conv2": "out_layers_3", "norm1": "in_layers_0",
            "norm2": "out_layers_0", "time_emb_proj": "emb_layers_1", "conv_shortcut": "skip_connection"}
 _RULES: list[tuple[str, Callable[..., str]]] = [
@@ -87,3 +91,12 @@ def merge_the_webui_way(ldm_model: torch.nn.Module, tensors: dict[str, torch.Ten
                 continue
             updown = (up.flatten(1) @ down.flatten(1)).reshape(module.weight.shape)
             module.weight += updown * scale
+
+
+def network_from_file(parts: ModelParts, tensors: dict[str, torch.Tensor], clip_skip: int) -> LoRANetwork:
+    """Our adapters (UNet with LoCon, text encoder; dim 4, conv 4/2) loaded from a saved file."""
+    targets = unet_targets(parts.unet, conv=True) + te_targets(parts.text_encoder, clip_skip)
+    network = LoRANetwork(targets, 4, 4.0, 4, 2.0, parts.device, seed=0)
+    network.load_from_file_tensors(tensors)
+    network.eval()
+    return network

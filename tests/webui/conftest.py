@@ -22,3 +22,16 @@ def webui(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> It
         pytest.skip("tier 2 needs LORA_LAB_WEBUI=<A1111 v1.10.1 checkout with venv/> (docs/webui-tier.md)")
     with WebUI(checkout, tmp_path_factory.mktemp("webui-data"), tiny_checkpoint) as running:
         yield running
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """Two captioned squares in a `5_ohwx` folder."""
+    from PIL import Image
+
+    folder = tmp_path / "train" / "5_ohwx"
+    folder.mkdir(parents=True)
+    for i, colour in enumerate(["red", "orange"]):
+        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"ohwx, {colour} square")
+    return folder.parent

@@ -8,22 +8,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 SETTINGS = {"epochs": 2, "save_every_n_epochs": 1, "resolution": 64, "min_bucket_reso": 64, "max_bucket_reso": 128, "dim": 4, "alpha": 4,
             "unet_lr": 1e-3, "te_lr": 1e-4, "preview_every_n_epochs": 1, "preview_steps": 2,
             "preview_size": 64}
-
-
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    folder = tmp_path / "train" / "5_ohwx"
-    folder.mkdir(parents=True)
-    for i, colour in enumerate(["red", "orange"]):
-        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"ohwx, {colour} square")
-    return folder.parent
 
 
 def wait_for_run(webui, timeout: float = 300) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .test_train import SETTINGS, dataset, txt2img, wait_for_run  # noqa: F401  (dataset: fixture)
+from .test_train import SETTINGS, txt2img, wait_for_run
 
 
 @pytest.fixture(scope="module")
