@@ -9,6 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from lora_lab.sweep.family import FamilyError, find_family, list_families, read_safetensors_metadata
+from lora_lab.sweep.plan import build_plan
 
 
 def write_lora(path: Path, **metadata: str) -> Path:
@@ -143,3 +144,21 @@ def test_per_epoch_output_names_form_one_family(tmp_path: Path) -> None:
     assert family.name == "hero"
     assert [f.name for f in family.files] == ["hero-000001", "hero-000002", "hero"]
     assert [f.kind for f in family.files] == ["epoch", "epoch", "final"]
+
+
+def test_files_trained_for_another_base_model_are_warned_about(tmp_path: Path) -> None:
+    write_lora(tmp_path / "mix-000001.safetensors", ss_output_name="mix", ss_v2="True",
+               ss_base_model_version="sd_v2_v")
+    write_lora(tmp_path / "mix.safetensors", ss_output_name="mix", ss_v2="False",
+               ss_base_model_version="sd_v1")
+    write_lora(tmp_path / "xl.safetensors", ss_base_model_version="sdxl_base_v1-0")
+    family = find_family(tmp_path, "mix")
+    assert [f.base_model for f in family.files] == ["sd2", "sd1"]
+    assert family.warnings() == []  # no model to compare with
+    assert family.warnings("sd1") == ["mix-000001.safetensors: trained on SD2, but the loaded model "
+                                      "is SD1; the WebUI will apply it wrongly or not at all"]
+    assert len(family.warnings("sd2")) == 1 and len(family.warnings("sdxl")) == 2
+    assert find_family(tmp_path, "xl").files[0].base_model == "sdxl"
+    plan = build_plan(family, [1.0], ["a cat"], [1], model_base="sd2")
+    assert plan.warnings == ("mix.safetensors: trained on SD1, but the loaded model is SD2; the WebUI "
+                             "will apply it wrongly or not at all",)

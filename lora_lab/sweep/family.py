@@ -69,6 +69,7 @@ class EpochFile:
     started_at: float | None
     problem: str | None = None  # why the metadata could not be read
     name_clash: bool = False  # another file in the folder has this stem; the WebUI may load that one
+    base_model: str | None = None  # "sd1", "sd2" or "sdxl" as the WebUI reads it; None: no metadata
 
     @property
     def label(self) -> str:
@@ -118,8 +119,14 @@ class LoraFamily:
         names = ", ".join(f.name for f in self.files)
         raise FamilyError(f"{name!r} is not a file of LoRA {self.name!r}; it has {names}")
 
-    def warnings(self) -> list[str]:
+    def warnings(self, model_base: str | None = None) -> list[str]:
+        """Problems worth telling before a sweep; with `model_base` (the loaded model's "sd1", "sd2"
+        or "sdxl"), also files trained for another base, which the WebUI applies wrongly or not at
+        all without a word."""
         out = [f"{f.path.name}: {f.problem}" for f in self.files if f.problem]
+        out += [f"{f.path.name}: trained on {_BASE_LABEL[f.base_model]}, but the loaded model is "
+                f"{_BASE_LABEL.get(model_base, model_base)}; the WebUI will apply it wrongly or not at all"
+                for f in self.files if model_base and f.base_model and f.base_model != model_base]
         out += [
             f"{f.path.name}: another file in the Lora folder is also named {f.name!r}; "
             "the WebUI may load that one"
@@ -146,6 +153,18 @@ def _walk(folder: Path) -> Iterator[Path]:
         for name in sorted(files, key=natural_key):
             if not name.startswith(".") and name.lower().endswith(LORA_SUFFIXES):
                 yield Path(root) / name
+
+
+_BASE_LABEL = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
+
+
+def base_model(meta: dict[str, str]) -> str | None:
+    """The base a LoRA was trained for, by the WebUI's own rule (`NetworkOnDisk.detect_version`)."""
+    if str(meta.get("ss_base_model_version", "")).startswith("sdxl_"):
+        return "sdxl"
+    if meta.get("ss_v2") == "True":
+        return "sd2"
+    return "sd1" if meta else None
 
 
 def _describe(path: Path) -> tuple[EpochFile, str]:
@@ -176,6 +195,7 @@ def _describe(path: Path) -> tuple[EpochFile, str]:
         steps=steps if steps is not None else _int_or_none(meta.get("ss_steps")),
         output_name=output_name, run=run,
         started_at=_float_or_none(meta.get("ss_training_started_at")), problem=problem,
+        base_model=base_model(meta),
     )
     return file, output_name or base
 

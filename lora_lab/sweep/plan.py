@@ -124,6 +124,7 @@ def build_plan(
     negative_prompt: str = "",
     baseline: bool = False,
     epochs: Sequence[str] | None = None,
+    model_base: str | None = None,
 ) -> SweepPlan:
     """Plan a sweep of `family`'s files (or the stems listed in `epochs`, in family order).
 
@@ -175,7 +176,7 @@ def build_plan(
                         f"{where}{row.label} @ {column.label}",
                     ))
 
-    warnings = family.warnings()
+    warnings = family.warnings(model_base)
     # Weights only change digits, so one weight per file shows whether its name survives a pass.
     for row in rows:
         sample = set_lora_tag(prompt_list[0], names, row.lora, 1.0)
