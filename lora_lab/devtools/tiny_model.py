@@ -18,14 +18,16 @@ from ..host.clip_files import text_config, write_clip_folder
 from ..host.families import family_config
 from ..host.protocol import Family
 
-NAME = "tiny-sd1"
 SEED = 20240611
 OPEN_CLIP_ARCH = "ViT-S-32-alt"
 _OPEN_CLIP_WIDTH = 256
 
 
 def model_name(family: Family) -> str:
-    return {"sd1": "tiny-sd1", "sd2": "tiny-sd2", "sd2-v": "tiny-sd2-v"}[family]
+    return f"tiny-{family}"
+
+
+NAME = model_name("sd1")
 
 
 def tiny_config(clip_folder: Path | None, family: Family = "sd1") -> dict[str, Any]:

@@ -32,7 +32,7 @@ from ..sweep import (
 from ..sweep.manifest import MANIFEST_NAME
 from .grid_args import TITLE, GridArgs, infotext_fields, showcase_templates
 from .sweep_paths import SUBFOLDER, new_sweep_folder
-from .webui_host import get_host
+from .webui_host import get_host, model_base
 
 LORA_CACHE_OPTION = "lora_in_memory_limit"
 _UNSAFE = re.compile(r"[^\w.-]+")
@@ -89,15 +89,6 @@ def _prompts(p: StableDiffusionProcessingTxt2Img, args: GridArgs) -> list[str]:
     return expand_showcase(templates or [p.prompt], args.showcase_count, seed, wildcards)
 
 
-def _model_base(model: object) -> str | None:
-    """"sd1", "sd2" or "sdxl", as the WebUI tells LoRA versions apart."""
-    if model is None:
-        return None
-    if getattr(model, "is_sdxl", False):
-        return "sdxl"
-    return "sd2" if getattr(model, "is_sd2", False) else "sd1"
-
-
 def _plan(p: StableDiffusionProcessingTxt2Img, args: GridArgs) -> tuple[LoraFamily, SweepPlan]:
     family = find_family(get_host().lora_dir(), args.family)
     weights = parse_weights(args.weights)
@@ -106,7 +97,7 @@ def _plan(p: StableDiffusionProcessingTxt2Img, args: GridArgs) -> tuple[LoraFami
         family, weights, _prompts(p, args), seeds_from(p.seed, args.seeds),
         checkpoints=_checkpoints(p, args.checkpoints), negative_prompt=p.negative_prompt,
         baseline=args.baseline, epochs=list(args.epochs) or None,
-        model_base=None if args.checkpoints else _model_base(shared.sd_model),
+        model_base=None if args.checkpoints else model_base(shared.sd_model),
     )
     return family, plan
 

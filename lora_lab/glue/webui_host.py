@@ -69,12 +69,21 @@ def loaded_model() -> object | None:
     return sd_models.model_data.sd_model
 
 
-def family_of_model(model: object) -> Family | None:
-    if model is None or getattr(model, "is_sdxl", False):
+def model_base(model: object) -> str | None:
+    """"sd1", "sd2" or "sdxl": the base the WebUI tells LoRA versions apart by (None: no model)."""
+    if model is None:
         return None
-    if getattr(model, "is_sd2", False):
+    if getattr(model, "is_sdxl", False):
+        return "sdxl"
+    return "sd2" if getattr(model, "is_sd2", False) else "sd1"
+
+
+def family_of_model(model: object) -> Family | None:
+    """The family LoRA Lab trains (None: no model, or SDXL)."""
+    base = model_base(model)
+    if base == "sd2":
         return "sd2-v" if getattr(model, "parameterization", "eps") == "v" else "sd2"
-    return "sd1"
+    return "sd1" if base == "sd1" else None
 
 
 class WebUIHost:

@@ -73,22 +73,24 @@ def _offline_clip() -> Iterator[None]:
     def tokenizer_local(cls: type, version: str, *args: Any, **kwargs: Any) -> Any:
         return tokenizer_from_pretrained(_local_clip_folder(str(version)), *args, **kwargs)
 
-    with _class_attr(CLIPTextModel, "from_pretrained", classmethod(model_from_config)), \
-            _class_attr(CLIPTokenizer, "from_pretrained", classmethod(tokenizer_local)):
+    with _swapped(CLIPTextModel, "from_pretrained", classmethod(model_from_config)), \
+            _swapped(CLIPTokenizer, "from_pretrained", classmethod(tokenizer_local)):
         yield
 
 
 @contextmanager
-def _class_attr(cls: type, name: str, value: Any) -> Iterator[None]:
-    own = cls.__dict__.get(name, _MISSING)
-    setattr(cls, name, value)
+def _swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """`owner.name = value` (a class or a module) for the block; what `owner` itself held before
+    (or its absence, for an inherited class attribute) comes back afterwards."""
+    own = owner.__dict__.get(name, _MISSING)
+    setattr(owner, name, value)
     try:
         yield
     finally:
         if own is _MISSING:
-            delattr(cls, name)
+            delattr(owner, name)
         else:
-            setattr(cls, name, own)
+            setattr(owner, name, own)
 
 
 _MISSING = object()
@@ -109,20 +111,16 @@ def _open_clip_without_downloads() -> Iterator[None]:
     def model_only(arch: str, *args: Any, device: Any = "cpu", **kwargs: Any) -> tuple[Any, None, None]:
         return open_clip.create_model(arch, pretrained=None, device=device), None, None
 
-    original = open_clip.create_model_and_transforms
-    open_clip.create_model_and_transforms = model_only
-    try:
+    with _swapped(open_clip, "create_model_and_transforms", model_only):
         yield
-    finally:
-        open_clip.create_model_and_transforms = original
 
 
 # what a checkpoint must hold (SD2's open_clip also has an unused projection and logit scale)
-_NEEDED = {
-    True: ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer."),
-    False: ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.model.transformer.",
-            "cond_stage_model.model.token_embedding.", "cond_stage_model.model.positional_embedding",
-            "cond_stage_model.model.ln_final."),
+_NEEDED_BY_ALL = ("model.diffusion_model.", "first_stage_model.")
+_NEEDED_TEXT = {
+    "sd1": ("cond_stage_model.transformer.",),
+    "sd2": ("cond_stage_model.model.transformer.", "cond_stage_model.model.token_embedding.",
+            "cond_stage_model.model.positional_embedding", "cond_stage_model.model.ln_final."),
 }
 
 
@@ -189,7 +187,8 @@ def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None
         model = instantiate_from_config(cfg["model"])
     state = read_state_dict(checkpoint)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k.startswith(_NEEDED[fam == "sd1"]) and not k.endswith("position_ids")]
+    needed = _NEEDED_BY_ALL + _NEEDED_TEXT["sd1" if fam == "sd1" else "sd2"]
+    missing = [k for k in missing if k.startswith(needed) and not k.endswith("position_ids")]
     if missing:
         raise CheckpointError(f"{checkpoint.name} does not fit its config: {len(missing)} missing "
                               f"weights, e.g. {missing[:3]}")

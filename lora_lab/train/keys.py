@@ -138,8 +138,13 @@ def te_targets(text_encoder: torch.nn.Module, clip_skip: int = 1) -> list[Target
     else:
         targets = _hf_clip_targets(text_encoder)
         layers = text_encoder.config.num_hidden_layers
-    used = layers - (clip_skip - 1)
+    used = layers_used(layers, clip_skip)
     return [t for t in targets if int(_TE_LAYER.search(t.name).group(1)) < used]  # type: ignore[union-attr]
+
+
+def layers_used(layers: int, clip_skip: int) -> int:
+    """How many text-encoder layers run at this clip skip (clip skip 2: all but the last)."""
+    return layers - (clip_skip - 1)
 
 
 _TE_LAYER = re.compile(r"_layers_(\d+)_")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..host.protocol import ModelParts
+from .keys import layers_used
 
 CACHE_LIMIT = 4096  # captions; shuffled tags make many variants, each ~230 KB at SD1 size
 
@@ -37,7 +38,7 @@ def _encode_open_clip(parts: ModelParts, captions: list[str], clip_skip: int) ->
     x = model.token_embedding(ids) + model.positional_embedding
     x = x.permute(1, 0, 2)  # the OpenCLIP transformer the WebUI uses is sequence-first
     blocks = model.transformer.resblocks
-    for block in list(blocks)[: len(blocks) - (clip_skip - 1)]:
+    for block in list(blocks)[: layers_used(len(blocks), clip_skip)]:
         x = block(x, attn_mask=model.attn_mask)
     return model.ln_final(x.permute(1, 0, 2))
 
