@@ -16,7 +16,13 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PY=.venv/bin/python
-pip_q() { "$PY" -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+# quiet, but a resolver conflict fails the setup: the venv must match what the WebUI resolves
+pip_q() {
+  local out
+  out=$("$PY" -m pip install -q --disable-pip-version-check "$@" 2>&1) || { echo "$out" >&2; return 1; }
+  echo "$out" | grep -v "is ignored: it is neither" || true
+  if echo "$out" | grep -q "dependency conflicts"; then echo "setup: pip reported conflicts" >&2; return 1; fi
+}
 
 stamp=.venv/.lora-lab-setup
 files=(dev/requirements.txt)
@@ -27,12 +33,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   torch_version=$("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))')
   # keep the torch we have: a bare 'torch' requirement elsewhere must not pull another build
   echo "torch==$torch_version" > .venv/constraints.txt
-  pip_q -r dev/requirements.txt -c .venv/constraints.txt
+  # one resolve for runtime and test requirements, so neither moves a pin the other relies on
+  reqs=(-r dev/requirements.txt)
+  [ "$WANT_TEST" = 1 ] && reqs+=(-r dev/requirements-test.txt)
+  pip_q "${reqs[@]}" -c .venv/constraints.txt
   # ldm as the WebUI has it (stable-diffusion-sdkit) and open_clip (SD2's text encoder, CLIP's BPE
   # vocabulary): their declared dependencies conflict with the WebUI's pins; torchvision, which
   # both import but never use for LoRA Lab, gets an import-time stand-in (lora_lab/host/ldm_import.py)
   pip_q --no-deps stable-diffusion-sdkit==2.1.5 open-clip-torch==2.20.0
-  [ "$WANT_TEST" = 1 ] && pip_q -r dev/requirements-test.txt -c .venv/constraints.txt
   "$PY" -c "import torch, gradio, onnxruntime, dynamicprompts, safetensors, transformers" \
     || { echo "setup: imports failed" >&2; exit 1; }
   echo "$want" > "$stamp"
