@@ -112,3 +112,29 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
         yield driver
     finally:
         driver.quit()
+
+
+def webui_sources() -> Path:
+    """The WebUI's source archives (what dev/webui.sh builds from)."""
+    return Path(os.environ.get("LORA_LAB_WEBUI_SRC") or ROOT.parent / "shared" / "webui-src")
+
+
+@pytest.fixture(scope="session")
+def sgm(tmp_path_factory: pytest.TempPathFactory):
+    """The real `sgm` (SDXL): from LORA_LAB_SGM / LORA_LAB_WEBUI's repositories, else extracted from
+    the generative-models archive in ../shared/webui-src; skipped with the reason when neither exists."""
+    import tarfile
+
+    from lora_lab.host.sgm_import import import_sgm, sgm_root
+
+    root = sgm_root()
+    archives = sorted(webui_sources().glob("generative-models-*.tar.gz"))
+    if root is None and archives:
+        out = tmp_path_factory.mktemp("sgm")
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(out, filter="data")
+        root = sgm_root(checkout=out / "generative-models")
+    if root is None:
+        pytest.skip("no sgm: set LORA_LAB_WEBUI (bash dev/webui.sh DIR) or LORA_LAB_SGM, or provide "
+                    f"{webui_sources()}/generative-models-*.tar.gz")
+    return import_sgm(root)
