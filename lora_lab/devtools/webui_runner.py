@@ -21,6 +21,9 @@ FLAGS = ["--skip-prepare-environment", "--skip-install", "--skip-version-check",
          "--do-not-download-clip", "--use-cpu", "all", "--precision", "full", "--no-half",
          "--no-half-vae", "--api", "--server-name", "127.0.0.1"]
 REPO = Path(__file__).resolve().parents[2]
+# A linked checkout has no `origin` remote; the WebUI reports that with a traceback, harmlessly.
+EXPECTED_TRACEBACKS = ("Failed reading extension data from Git repository",)
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 
 
 def webui_checkout() -> Path | None:
@@ -37,9 +40,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def unexpected_tracebacks(log: str, expected: tuple[str, ...] = EXPECTED_TRACEBACKS) -> list[str]:
+    """Each traceback in a WebUI log that no `expected` message announced, with the lines around it.
+
+    The WebUI's `errors.report` prints `*** message` and then the indented traceback; uvicorn prints
+    `ERROR: ...` before its own. A chained traceback belongs to the one before it."""
+    lines = log.splitlines()
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        if line.strip() != "Traceback (most recent call last):":
+            continue
+        before = [x.strip() for x in lines[max(0, i - 3):i] if x.strip()]
+        if before and before[-1].startswith(_CHAINED):
+            continue  # same verdict as the traceback it continues
+        announced = bool(before) and any(m in before[-1] for m in expected)
+        if not announced:
+            found.append("\n".join(lines[max(0, i - 2):i + 30]))
+    return found
+
+
 class WebUI:
     def __init__(self, checkout: Path, data_dir: Path, checkpoint: Path | None,
                  with_extension: bool = True, extra_args: list[str] | None = None) -> None:
+        for folder in (checkout, data_dir):
+            if any(part.startswith(".") for part in folder.resolve().parts):
+                # gradio 3.41 answers 403 for files under a dot-folder: the WebUI's javascript fails
+                raise ValueError(f"{folder} is under a folder starting with '.': gradio will not serve "
+                                 "the WebUI's files from there; use another folder")
         self.checkout, self.data_dir = checkout, data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
