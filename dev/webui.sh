@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real AUTOMATIC1111 WebUI v1.10.1 that tier 2 tests run against, CPU-only and offline:
-#   bash dev/webui.sh DIR        DIR outside this checkout, e.g. ~/.cache/lora-lab/webui
+#   bash dev/webui.sh DIR        DIR outside this checkout and not under a dot-folder, e.g. ~/lora-lab-webui
 # Sources: the archives in ../shared/webui-src (checksums verified) when present, else the public
 # git repositories at the commits v1.10.1 pins (needs git access). Then a venv at the WebUI's pins
 # (torch 2.13.0 CPU), LoRA Lab's install.py run the WebUI's way, and the tiny checkpoints in
@@ -14,6 +14,9 @@ DIR=${1:?usage: bash dev/webui.sh DIR   (where the WebUI goes, outside this chec
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 case "$DIR/" in "$REPO"/*) echo "webui: $DIR is inside the checkout; choose a folder outside it" >&2; exit 2 ;; esac
+# gradio 3.41 answers 403 for any file under a dot-folder: the WebUI's own javascript would not load
+case "$DIR/" in */.*) echo "webui: $DIR has a folder starting with '.'; gradio refuses to serve files" \
+  "from there (the WebUI's javascript would not load): choose another folder" >&2; exit 2 ;; esac
 SRC=${LORA_LAB_WEBUI_SRC:-$(dirname "$REPO")/shared/webui-src}
 SHIM=$(dirname "$SRC")/tools/torchvision-cpu-shim.sh
 PYTHON=${PYTHON:-python3}
