@@ -203,6 +203,12 @@ def load_rgb(path: Path, max_pixels: int = MAX_PIXELS,
         source.close()
 
 
+def check_decodes(path: Path, max_pixels: int = MAX_PIXELS) -> None:
+    """Decode the whole file (a JPEG at its smallest DCT scale, which still reads every byte) and
+    raise ImageProblem when it cannot be: a header can be fine while the data is truncated."""
+    load_rgb(path, max_pixels, draft_size=(1, 1)).close()
+
+
 def scan_problems(paths: Iterable[Path]) -> list[ImageProblem]:
     """Header-level problems of each path (cheap); decoding problems surface in load_rgb."""
     found = []

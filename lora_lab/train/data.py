@@ -13,7 +13,7 @@ from pathlib import Path
 from ..dataset.buckets import BucketFit, BucketGrid, Size
 from ..dataset.captions import CaptionEncodingError, caption_path, decode_caption, parse_caption, \
     tag_key
-from ..dataset.images import ImageProblem, find_images, inspect_image
+from ..dataset.images import ImageProblem, check_decodes, find_images, inspect_image
 from ..dataset.layout import read_groups
 from ..dataset.planner import GroupCount, Plan, plan
 from .config import TrainConfig, TrainConfigError
@@ -152,6 +152,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
         for path in images:
             try:
                 info = inspect_image(path)
+                check_decodes(path)  # here, not mid-caching: a bad image is left out, not fatal
             except ImageProblem as e:
                 notes.append(f"skipped {path.name}: {e.reason}")
                 continue
