@@ -62,3 +62,74 @@ def test_train_command_on_an_sd2_checkpoint_without_its_yaml(tiny_sd2_checkpoint
     assert main(args + config) == 0, capsys.readouterr().out
     run = json.loads((tmp_path / "out" / "cli2.lora_lab.json").read_text(encoding="utf-8"))
     assert run["family"] == "sd2-v" and run["result"]["state"] == "finished"
+
+
+def test_bad_images_are_listed_before_training_and_left_out(tiny_checkpoint: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A truncated JPEG, an empty PNG and a text file named .jpg: one rule for all three."""
+    import io
+
+    from PIL import Image
+
+    dataset = build_sample_dataset(tmp_path / "data", images=2, repeats=1)
+    folder = next(p for p in dataset.iterdir() if p.is_dir())
+    jpeg = io.BytesIO()
+    Image.effect_noise((96, 96), 40).convert("RGB").save(jpeg, "JPEG", quality=95)
+    (folder / "trunc.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a picture", encoding="utf-8")
+    rc = main(["train", "--checkpoint", str(tiny_checkpoint), "--home", str(tmp_path / "home"),
+               "--dataset", str(dataset), "--output-dir", str(tmp_path / "out"), "--name", "bad",
+               "--resolution", "64", "--set", "min_bucket_reso=64", "--set", "max_bucket_reso=128",
+               "--epochs", "1", "--dim", "2", "--te-lr", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert any("trunc.jpg" in n and "truncated" in n for n in notes), out
+    assert any("empty.png" in n and "empty" in n for n in notes), out
+    assert any("notes.jpg" in n and "not an image" in n for n in notes), out
+    assert out.index("note: ") < out.index("finished:")
+    assert (tmp_path / "out" / "bad.safetensors").is_file()
+
+
+def test_the_train_tabs_status_shows_the_runs_notes() -> None:
+    from lora_lab.glue.train_view import status_html
+
+    html = status_html({"name": "x", "state": "training", "epoch": 1, "epochs": 2, "step": 1,
+                        "total_steps": 4, "notes": ["skipped trunc.jpg: truncated or corrupt file"]})
+    assert "skipped trunc.jpg: truncated or corrupt file" in html and "lora-lab-notes" in html
+
+
+def test_train_help_describes_each_flag_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "TrainConfig." not in out
+    assert "--epochs N passes over the dataset (default: 10)" in out
+    assert "--te-lr F text-encoder learning rate (0: train the UNet only) (default: 5e-05)" in out
+    assert "default: cuda when available, else cpu" in out
+
+
+def test_a_preview_prompt_turns_previews_on_and_the_device_defaults_to_the_best() -> None:
+    import torch
+
+    from lora_lab.cli import build_parser
+    from lora_lab.commands.common import best_device
+    from lora_lab.commands.train import settings_from_args
+
+    args = build_parser().parse_args(["train", "--checkpoint", "m.safetensors", "--dataset", "d",
+                                      "--name", "n", "--preview-prompt", "ohwx, smiling"])
+    assert settings_from_args(args)["preview_every_n_epochs"] == 1
+    args = build_parser().parse_args(["train", "--checkpoint", "m.safetensors", "--dataset", "d",
+                                      "--name", "n", "--preview-prompt", "x", "--preview-every", "3"])
+    assert settings_from_args(args)["preview_every_n_epochs"] == 3
+    assert args.device is None and best_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_missing_checkpoint_leaves_no_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = build_sample_dataset(tmp_path / "data", images=1, repeats=1)
+    rc = main(["train", "--checkpoint", str(tmp_path / "nope.safetensors"), "--dataset", str(dataset),
+               "--name", "x", "--output-dir", str(tmp_path / "out" / "lora"), "--resolution", "64"])
+    assert rc != 0
+    assert "nope.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -15,11 +15,18 @@ def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) 
     parser.add_argument("--family", choices=["sd1", "sd2", "sd2-v"], default=None,
                         help="model kind when no yaml is beside the checkpoint: sd1 (default), sd2 "
                              "(512 px, eps) or sd2-v (768-v, v-prediction)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default=None,
+                        help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available, else cpu)")
     parser.add_argument("--home", type=Path, default=None,
                         help="LoRA Lab folder for Lora/ and models/ (default: ~/lora_lab)")
 
 
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def host_from_args(args: argparse.Namespace) -> StandaloneHost:
     return StandaloneHost(checkpoint=args.checkpoint, config=args.model_config,
-                          family=args.family, device=args.device, home=args.home)
+                          family=args.family, device=args.device or best_device(), home=args.home)

@@ -42,6 +42,9 @@ def status_html(status: dict[str, Any]) -> str:
         parts.append(f"<div>{html.escape(status['message'])}</div>")
     if status.get("error"):
         parts.append(f"<div class='lora-lab-error'>{html.escape(status['error'])}</div>")
+    if status.get("notes"):
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in status["notes"])
+        parts.append(f"<ul class='lora-lab-notes'>{notes}</ul>")
     if status.get("files"):
         files = "".join(f"<li>{html.escape(f)}</li>" for f in status["files"])
         parts.append(f"<ul class='lora-lab-files'>{files}</ul>")

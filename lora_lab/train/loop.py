@@ -69,6 +69,12 @@ class TrainStatus:
     error: str | None = None
     started_at: float = 0.0
     finished_at: float | None = None
+    on_note: Callable[[str], None] | None = field(default=None, repr=False)  # e.g. the CLI prints them
+
+    def add_note(self, text: str) -> None:
+        self.notes.append(text)
+        if self.on_note is not None:
+            self.on_note(text)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "epoch": self.epoch, "epochs": self.epochs,
@@ -133,10 +139,12 @@ def train(host: Host, config: TrainConfig, status: TrainStatus | None = None) ->
         _refused(status, e)
         raise
     _last_status = status
+    created: Path | None = None  # an output folder this run made, removed again if refused
     try:
         config.validate()
         dataset = load_dataset(config)
         out_dir = config.output_dir or host.lora_dir()
+        created = _first_missing(out_dir)
         problems = output_dir_problems(out_dir)
         if problems:
             raise TrainConfigError(problems)
@@ -156,9 +164,30 @@ def train(host: Host, config: TrainConfig, status: TrainStatus | None = None) ->
     except Exception as e:
         if status.state == "preparing":
             _refused(status, e)
+            if created is not None:
+                _remove_empty_up_to(out_dir, created)  # e.g. a missing checkpoint: no empty folders
         raise
     finally:
         _RUN_LOCK.release()
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of `folder`'s path that does not exist yet (None when it exists)."""
+    missing = None
+    for path in [folder, *folder.parents]:
+        if path.exists():
+            return missing
+        missing = path
+    return missing
+
+
+def _remove_empty_up_to(folder: Path, top: Path) -> None:
+    for path in [folder, *folder.parents]:
+        if not path.is_dir() or any(path.iterdir()):
+            return
+        path.rmdir()
+        if path == top:
+            return
 
 
 def _refused(status: TrainStatus, error: Exception) -> None:
@@ -227,15 +256,16 @@ class _Run:
     def execute(self) -> TrainResult:
         status, config = self.status, self.config
         status.epochs, status.total_steps = config.epochs, self.total_steps
-        status.notes.extend(self.dataset.notes)
+        for note in self.dataset.notes:
+            status.add_note(note)
         if config.clip_skip and config.clip_skip != self.clip_skip:
-            status.notes.append(f"clip skip {config.clip_skip} ignored: {self.parts.family} models "
+            status.add_note(f"clip skip {config.clip_skip} ignored: {self.parts.family} models "
                                 f"use clip skip {self.clip_skip} (the layer their config names)")
         if self.parts.family == "sd2-v" and config.resolution < 768:
-            status.notes.append(f"SD2 768-v models were trained at 768 px; {config.resolution} px "
+            status.add_note(f"SD2 768-v models were trained at 768 px; {config.resolution} px "
                                 "works but may look softer at the model's own size")
         if self.device.type == "cpu" and config.mixed_precision != "no":
-            status.notes.append("mixed precision is for CUDA; training in fp32 on the CPU")
+            status.add_note("mixed precision is for CUDA; training in fp32 on the CPU")
         self.base_metadata = run_metadata(config, self.parts, self.dataset, self.clip_skip,
                                           self.session_id, status.started_at, self.total_steps,
                                           self.plan.batches_per_epoch)
@@ -380,7 +410,7 @@ class _Run:
             image = self.host.render_preview(request)
         except Exception as e:  # a failed preview must not cost the run
             log.exception("preview failed")
-            self.status.notes.append(f"preview after epoch {self.status.epoch} failed: {e}")
+            self.status.add_note(f"preview after epoch {self.status.epoch} failed: {e}")
             return None
         finally:
             self.network.train()
@@ -413,13 +443,13 @@ class _Run:
         if self.final_saved or self.steps_done == 0:
             return
         if not self.network.all_finite():
-            self.status.notes.append("the LoRA weights are not finite (NaN/inf); nothing saved")
+            self.status.add_note("the LoRA weights are not finite (NaN/inf); nothing saved")
             return
         try:
             self._save(None, None)
         except Exception as e:
             log.exception("saving the last good state failed")
-            self.status.notes.append(f"saving the last good state failed: {e}")
+            self.status.add_note(f"saving the last good state failed: {e}")
             return
         self.status.message += f"; saved step {self.steps_done} as {self.config.name}.safetensors"
 
@@ -432,4 +462,4 @@ class _Run:
         try:
             write_json(self.out_dir / f"{self.config.name}.lora_lab.json", data)
         except OSError as e:
-            self.status.notes.append(f"could not write the run file: {e}")
+            self.status.add_note(f"could not write the run file: {e}")
