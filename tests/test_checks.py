@@ -170,3 +170,27 @@ def test_check_command(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     save(picture(2, 512, 512), clean / "two.png", caption=None)
     assert main(["check", str(clean)]) == 1
     assert main(["check", str(tmp_path / "missing")]) == 2
+
+
+def test_flat_pictures_that_merely_share_a_layout_are_not_near_duplicates(tmp_path: Path) -> None:
+    """Any two flat images hash alike in dHash (no brightness steps); colour and shape tell them apart."""
+    from PIL import ImageDraw
+
+    def flat(name: str, colour: str, shape: str, size: int = 256) -> Image.Image:
+        im = Image.new("RGB", (size, size), "white")
+        draw = ImageDraw.Draw(im)
+        box = (size // 4, size // 4, 3 * size // 4, 3 * size // 4)
+        (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+        im.save(tmp_path / name)
+        return im
+
+    circle = flat("red_circle.png", "red", "circle")
+    flat("green_square.png", "green", "square")
+    flat("red_square.png", "red", "square")
+    flat("blue_circle.png", "blue", "circle")
+    Image.new("RGB", (300, 200), "navy").save(tmp_path / "navy.png")
+    Image.new("RGB", (300, 200), "orange").save(tmp_path / "orange.png")
+    circle.resize((180, 180), Image.Resampling.LANCZOS).save(tmp_path / "red_circle_small.jpg", quality=70)
+    report = check_dataset(tmp_path, resolution=512)
+    near = sorted((i.path.name, i.related.name) for i in report.issues if i.kind == "near_duplicate")
+    assert near == [("red_circle_small.jpg", "red_circle.png")]

@@ -27,6 +27,9 @@ from .images import ImageProblem, find_images, inspect_image, load_rgb
 # of 128 dHash bits: copies resized to 30 % and recompressed at JPEG q50 measured 0–12 apart,
 # different pictures 30 and more
 NEAR_DUPLICATE_DISTANCE = 20
+# RMS difference (0-255) of two images' 8×8 colour thumbnails above which they are not copies; a
+# resized, JPEG-70 copy differs by ~2-6, different flat pictures by 40+
+COLOUR_RMS_LIMIT = 24.0
 HASH_SIDE = 8
 HASH_BITS = 2 * HASH_SIDE * HASH_SIDE
 _DRAFT_SIDE = 64  # JPEG draft target: plenty for a 9×8 hash
@@ -126,6 +129,7 @@ class _Scanned:
     path: Path
     digest: bytes = b""
     dhash: bytes = b""
+    colours: np.ndarray | None = None  # 8×8 RGB thumbnail
     width: int = 0
     height: int = 0
     format: str = ""
@@ -219,6 +223,7 @@ def _scan(path: Path) -> _Scanned:
         item.digest = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
         with load_rgb(path, draft_size=(_DRAFT_SIDE, _DRAFT_SIDE)) as im:
             item.dhash = _dhash(im)
+            item.colours = _colours(im)
     except ImageProblem as e:
         item.problem = e.reason
         return item
@@ -236,6 +241,19 @@ def _dhash(im: Image.Image) -> bytes:
     tall = _grey(im, (HASH_SIDE, HASH_SIDE + 1))
     bits = np.concatenate([(wide[:, 1:] > wide[:, :-1]).ravel(), (tall[1:] > tall[:-1]).ravel()])
     return np.packbits(bits).tobytes()
+
+
+def _colours(im: Image.Image) -> np.ndarray:
+    """An 8×8 RGB thumbnail. dHash sees only brightness steps, and flat images have almost none:
+    a red circle and a green square hash alike. A copy keeps its colours and layout; they do not."""
+    small = im.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX, reducing_gap=2.0).convert("RGB")
+    return np.asarray(small, dtype=np.float32)
+
+
+def _same_colours(a: _Scanned, b: _Scanned) -> bool:
+    if a.colours is None or b.colours is None:
+        return True
+    return float(np.sqrt(np.mean((a.colours - b.colours) ** 2))) <= COLOUR_RMS_LIMIT
 
 
 def _grey(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
@@ -264,7 +282,9 @@ def _duplicates(items: list[_Scanned], near_distance: int) -> list[Issue]:
     for i in range(len(unique) - 1):
         distances = _POPCOUNT[hashes[i + 1:] ^ hashes[i]].sum(axis=1, dtype=np.int32)
         for offset in np.flatnonzero(distances <= near_distance):
-            match.setdefault(i + 1 + int(offset), (i, int(distances[offset])))
+            j = i + 1 + int(offset)
+            if j not in match and _same_colours(unique[i], unique[j]):
+                match[j] = (i, int(distances[offset]))
     for j, (i, d) in sorted(match.items()):
         issues.append(Issue("near_duplicate", unique[j].path, (
             f"looks like {unique[i].path.name} (hash distance {d} of {HASH_BITS}): a resized, recompressed "
