@@ -20,7 +20,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from lora_lab.glue.standalone_app import Server
 
     host = StandaloneHost(home=tmp_path_factory.mktemp("home"), progress=RecordingProgress())
-    running = Server(host).start()
+    running = Server(host, allow=[tmp_path_factory.getbasetemp()]).start()
     try:
         yield running.url + "lora-lab/v1"
     finally:

@@ -236,8 +236,9 @@ def test_sweep_routes_refuse_bad_input_with_the_reason(server: tuple[str, SweepM
     base, manifest = server
     q = urllib.parse.urlencode({"path": str(manifest.path)})
 
-    missing = "/nowhere/sweep.json"
+    missing = str(manifest.path.parent.parent / "nowhere" / "sweep.json")
     assert call(f"{base}/manifest?path={missing}") == (404, {"detail": f"{missing} does not exist"})
+    assert call(f"{base}/manifest?path=/nowhere/sweep.json")[0] == 403  # outside the allowed folders
     status, bad = call(f"{base}/ratings", {"path": str(manifest.path), "ratings": {"x.png": "hit"}})
     assert status == 400 and "not an image of this sweep" in bad["detail"]
     status, bad = call(f"{base}/file?{q}&name=../../Lora/alice.safetensors")

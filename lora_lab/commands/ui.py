@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .common import add_host_arguments, host_from_args
 
@@ -11,6 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tiny", action="store_true",
                         help="use the tiny built-in test model (built on first use) instead of --checkpoint")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--allow-root", dest="allow", action="append", default=[], type=Path, metavar="FOLDER",
+                        help="a folder the HTTP API may read and write (repeatable); always allowed: "
+                             "LoRA Lab's home and the folders opened in the tab")
     parser.set_defaults(func=run)
 
 
@@ -21,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
         from ..devtools.tiny_model import tiny_checkpoint
 
         args.checkpoint = tiny_checkpoint()
-    Server(host_from_args(args), port=args.port).run_forever()
+    Server(host_from_args(args), port=args.port, allow=args.allow).run_forever()
     return 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
 from .. import __version__
+from ..access import FolderAccess, PathNotAllowed
 from ..host.protocol import Host
 from ..jobs import registry
 
@@ -16,7 +18,16 @@ PREFIX = "/lora-lab/v1"
 CAPABILITIES = ["api_dataset", "api_train", "api_sweep"]
 
 
-def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) -> APIRouter:
+def allowed(access: FolderAccess, path: str | Path) -> Path:
+    """`path` resolved, or 403 naming the setting that allows more folders."""
+    try:
+        return access.check(path)
+    except PathNotAllowed as e:
+        raise HTTPException(403, str(e)) from None
+
+
+def make_router(get_host: Callable[[], Host], access: FolderAccess,
+                dependencies: Sequence[Any] = ()) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["LoRA Lab"], dependencies=list(dependencies))
 
     @router.get("/info")
@@ -46,5 +57,5 @@ def make_router(get_host: Callable[[], Host], dependencies: Sequence[Any] = ()) 
         return status
 
     for name in CAPABILITIES:
-        importlib.import_module(f"{__package__}.{name}").add_routes(router, get_host)
+        importlib.import_module(f"{__package__}.{name}").add_routes(router, get_host, access)
     return router

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
+from ..access import FolderAccess
 from ..dataset import actions
 from ..dataset.actions import DatasetRef
 from ..dataset.journal import JournalError
@@ -22,8 +23,11 @@ class Dataset(BaseModel):
     caption_ext: str = ".txt"
     keep_tokens: int = 0
 
-    def ref(self) -> DatasetRef:
-        return DatasetRef(Path(self.folder).expanduser(), self.recursive, self.caption_ext, self.keep_tokens)
+    def ref(self, access: FolderAccess) -> DatasetRef:
+        """The dataset, its folder checked against the folders the API may use (403 otherwise)."""
+        from .api import allowed
+
+        return DatasetRef(allowed(access, self.folder), self.recursive, self.caption_ext, self.keep_tokens)
 
 
 class TagRequest(Dataset):
@@ -93,7 +97,9 @@ def _answer(fn: Callable[[], Any]) -> Any:
         raise HTTPException(400, str(e)) from None
 
 
-def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
+def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAccess) -> None:
+    from .api import allowed
+
     @router.get("/dataset/taggers")
     def taggers() -> list[dict[str, Any]]:
         from ..tagging.model import find_models, taggers_dir
@@ -116,7 +122,9 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
                                 trigger=request.trigger),
                 mode=request.mode, caption_ext=request.caption_ext, recursive=request.recursive,
                 batch_size=request.batch_size)
-            folder = request.ref().folder
+            folder = request.ref(access).folder
+            if "/" in request.model or "\\" in request.model:  # a tagger folder, not a name
+                allowed(access, request.model)
             if not folder.is_dir():
                 raise FileNotFoundError(f"dataset folder not found: {folder}")
             job = registry.start("tagging", get_host(),
@@ -133,40 +141,41 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
 
     @router.post("/dataset/captions/undo")
     def undo(request: Dataset) -> dict[str, str]:
-        return _answer(lambda: {"message": actions.undo(request.ref())})
+        return _answer(lambda: {"message": actions.undo(request.ref(access))})
 
     @router.post("/dataset/captions/redo")
     def redo(request: Dataset) -> dict[str, str]:
-        return _answer(lambda: {"message": actions.redo(request.ref())})
+        return _answer(lambda: {"message": actions.redo(request.ref(access))})
 
     @router.post("/dataset/captions/history")
     def history(request: Dataset) -> list[dict[str, object]]:
-        return _answer(lambda: actions.history(request.ref()))
+        return _answer(lambda: actions.history(request.ref(access)))
 
     @router.post("/dataset/captions/stats")
     def stats(request: Dataset, min_fraction: float = 0.5, trigger: str = "") -> dict[str, object]:
-        ref = request.ref()
+        ref = request.ref(access)
         return _answer(lambda: actions.stats(ref, min_fraction, trigger or None).to_dict(ref.folder.resolve()))
 
     @router.post("/dataset/captions/edit")
     def edit(request: CaptionEdit) -> dict[str, object]:
         from ..dataset.caption_ops import edit_caption
 
-        ref = request.ref()
-        return _answer(lambda: edit_caption(ref.folder, Path(request.image), request.text,
-                                            ref.caption_ext).to_dict())
+        ref = request.ref(access)
+        image = allowed(access, ref.folder / request.image)
+        return _answer(lambda: edit_caption(ref.folder, image, request.text, ref.caption_ext).to_dict())
 
     @router.post("/dataset/captions/{op}")
     def caption_op(op: str, request: CaptionOpRequest) -> dict[str, object]:
         return _answer(lambda: actions.caption_op(
-            request.ref(), op, tags=request.tags, new=request.new, regex=request.regex, at=request.at,
+            request.ref(access), op, tags=request.tags, new=request.new, regex=request.regex, at=request.at,
             keep=request.keep, by=request.by, where=request.where, dry_run=request.dry_run).to_dict())
 
     @router.post("/dataset/plan")
     def plan(request: PlanRequest) -> dict[str, object]:
         from ..dataset.planner import plan as make_plan
 
-        return _answer(lambda: make_plan(Path(request.folder).expanduser(), batch_size=request.batch_size,
+        folder = allowed(access, request.folder)
+        return _answer(lambda: make_plan(folder, batch_size=request.batch_size,
                                          grad_accum=request.grad_accum, epochs=request.epochs,
                                          flip=request.flip, resolution=request.resolution).to_dict())
 
@@ -176,7 +185,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
         from ..dataset.trigger import check_trigger
 
         def run() -> dict[str, object]:
-            ref = request.ref()
+            ref = request.ref(access)
             report: dict[str, object] = check_dataset(ref.folder, request.resolution, ref.recursive,
                                                       ref.caption_ext).to_dict()
             if request.trigger.strip():
@@ -188,10 +197,13 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
     def layout(request: LayoutRequest) -> dict[str, object]:
         from ..dataset.layout import build_layout, split_groups
 
+        ref = request.ref(access)
+        train_dir = allowed(access, request.train_dir)
+        supporting = [str(allowed(access, ref.folder / s)) for s in request.supporting]
+
         def run() -> dict[str, object]:
-            ref = request.ref()
-            groups = split_groups(ref.folder, request.name, request.repeats, request.supporting,
+            groups = split_groups(ref.folder, request.name, request.repeats, supporting,
                                   request.supporting_repeats, ref.recursive)
-            return build_layout(Path(request.train_dir).expanduser(), groups, ref.caption_ext,
+            return build_layout(train_dir, groups, ref.caption_ext,
                                 "copy" if request.copy_files else "link", request.dry_run).to_dict()
         return _answer(run)

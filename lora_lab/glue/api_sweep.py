@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from ..access import FolderAccess
 from ..host.protocol import Host
 
 
@@ -46,7 +47,9 @@ def _answers() -> Iterator[None]:
         raise HTTPException(400, str(e)) from None
 
 
-def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
+def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAccess) -> None:
+    from .api import allowed
+
     @router.get("/sweep/families")
     def families() -> dict[str, Any]:
         from ..sweep.family import list_families
@@ -59,7 +62,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
     def sweeps(folder: str = "") -> dict[str, list[str]]:
         from .sweep_paths import find_sweeps, sweep_roots
 
-        roots = [Path(folder).expanduser()] if folder else sweep_roots(get_host())
+        roots = [allowed(access, folder)] if folder else sweep_roots(get_host())
         return {"roots": [str(r) for r in roots], "sweeps": [str(p) for p in find_sweeps(roots)]}
 
     @router.get("/sweep/manifest")
@@ -67,7 +70,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
         from .review_data import open_sweep
 
         with _answers():
-            sweep = open_sweep(path)
+            sweep = open_sweep(allowed(access, path))
             return {"path": str(sweep.path), **sweep.to_json()}
 
     @router.get("/sweep/ratings")
@@ -76,7 +79,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
         from .review_data import open_sweep
 
         with _answers():
-            return {"ratings": load_ratings(open_sweep(path))}
+            return {"ratings": load_ratings(open_sweep(allowed(access, path)))}
 
     @router.post("/sweep/ratings")
     def set_ratings(request: RatingsRequest) -> dict[str, Any]:
@@ -84,21 +87,21 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
         from .review_data import open_sweep
 
         with _answers():
-            return {"ratings": save(open_sweep(request.path), request.ratings)}
+            return {"ratings": save(open_sweep(allowed(access, request.path)), request.ratings)}
 
     @router.get("/sweep/hit-rates")
     def hit_rates(path: str) -> dict[str, Any]:
         from .review_data import open_sweep, report
 
         with _answers():
-            return report(open_sweep(path)).to_json()
+            return report(open_sweep(allowed(access, path))).to_json()
 
     @router.post("/sweep/promote")
     def promote(request: PromoteRequest) -> dict[str, Any]:
         from .review_data import open_sweep, promote_file
 
         with _answers():
-            label, paths = promote_file(open_sweep(request.path), request.final_name, get_host().lora_dir(),
+            label, paths = promote_file(open_sweep(allowed(access, request.path)), request.final_name, get_host().lora_dir(),
                                         move=request.move, row=request.row)
         return {"promoted": label, "files": [str(p) for p in paths]}
 
@@ -108,7 +111,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
         from .review_data import open_sweep
 
         with _answers():
-            target = open_sweep(path).listed_file(name)
+            target = open_sweep(allowed(access, path)).listed_file(name)
             if not target.is_file():
                 raise FileNotFoundError(f"{target} is gone")
         return FileResponse(target)

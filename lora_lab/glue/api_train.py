@@ -6,11 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException
 
+from ..access import FolderAccess
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
 
 
-def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
+def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAccess) -> None:
+    from .api import allowed
+
     @router.post("/train")
     def start(settings: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Body: TrainConfig fields (`dataset_dir` and `name` required), optionally `preset`."""
@@ -26,6 +29,10 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host]) -> None:
             else:
                 config = TrainConfig.from_dict(values)
             config.validate()
+            # the run reads the dataset and writes to the output folder: both must be allowed
+            for path in (config.dataset_dir, config.output_dir, config.resume_from):
+                if path is not None:
+                    allowed(access, path)
             live = TrainStatus()
             job = registry.start("training", get_host(), lambda host: train(host, config, live))
         except TrainConfigError as e:

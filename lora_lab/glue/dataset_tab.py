@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from .. import access
 from ..dataset import actions
 from ..dataset.actions import CAPTION_OPS, DatasetRef
 from ..host.protocol import Host
@@ -23,6 +24,7 @@ REVIEW_GALLERY_LIMIT = 200
 def _ref(folder: str, recursive: bool, ext: str, keep: float | None) -> DatasetRef:
     if not folder.strip():
         raise ValueError("enter the dataset folder first")
+    access.remember(folder.strip())  # what the user opens here, the API may use too
     return DatasetRef(Path(folder.strip()).expanduser(), bool(recursive), ext.strip() or ".txt",
                       int(keep or 0))
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import gradio as gr
 
+from .. import access
+
 from ..host.protocol import Host
 
 GetHost = Callable[[], Host]
@@ -93,6 +95,7 @@ def open_sweep(path: str) -> Outputs:
     from .review_data import open_sweep as load
 
     manifest = load(path)
+    access.remember(manifest.path.parent)
     first = next((i for i, c in enumerate(manifest.cells) if c.done), 0)
     done = sum(c.done for c in manifest.cells)
     note = (f"{manifest.family}: {done} of {len(manifest.cells)} cells rendered, "

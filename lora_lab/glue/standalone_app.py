@@ -9,8 +9,10 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
+from ..access import FolderAccess
 from ..host.protocol import Host
 from .api import make_router
+from .sweep_paths import sweep_roots
 from .tab import build_tab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +37,18 @@ def build_page(host: Host) -> gr.Blocks:
     return page
 
 
-def make_app(host: Host) -> FastAPI:
+def folder_access(host: Host, allow: list[Path]) -> FolderAccess:
+    """LoRA Lab's home (Lora, sweeps, models), the `--allow-root` folders and those opened in the tab."""
+    def roots() -> list[Path]:
+        home = getattr(host, "home", None)
+        return [*([Path(home)] if home is not None else []), host.lora_dir(), *sweep_roots(host), *allow]
+    return FolderAccess(roots, "start `python -m lora_lab ui` with --allow-root FOLDER, or open the "
+                               "folder in the tab first")
+
+
+def make_app(host: Host, allow: list[Path] | None = None) -> FastAPI:
     app = FastAPI(title="LoRA Lab")
-    app.include_router(make_router(lambda: host))
+    app.include_router(make_router(lambda: host, folder_access(host, list(allow or []))))
     page = build_page(host)
     page.queue(concurrency_count=2)
     return gr.mount_gradio_app(app, page, path="/")
@@ -46,10 +57,10 @@ def make_app(host: Host) -> FastAPI:
 class Server:
     """uvicorn on 127.0.0.1 in a background thread (tests) or the foreground (CLI)."""
 
-    def __init__(self, host: Host, port: int = 0) -> None:
+    def __init__(self, host: Host, port: int = 0, allow: list[Path] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        config = uvicorn.Config(make_app(host), host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(make_app(host, allow), host="127.0.0.1", port=self.port,
                                 log_level="warning")
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

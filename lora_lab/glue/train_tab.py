@@ -8,6 +8,8 @@ from typing import Any
 
 import gradio as gr
 
+from .. import access
+
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
 from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError
@@ -116,6 +118,9 @@ def build(get_host: GetHost) -> None:
         try:
             config = config_from_form(names, list(values))
             config.validate()
+            for folder in (config.dataset_dir, config.output_dir):
+                if folder is not None:
+                    access.remember(folder)
         except (TrainConfigError, ValueError) as e:
             yield error_html(str(e)), gr.update()
             return

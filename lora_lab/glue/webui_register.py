@@ -3,13 +3,16 @@ light (no torch work, no onnxruntime, no directory scans)."""
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from modules import script_callbacks, shared
 
+from ..access import FolderAccess, split_roots
 from .webui_host import get_host
 
 SECTION = ("lora_lab", "LoRA Lab")
+API_ROOTS = "lora_lab_api_roots"
 
 
 def on_ui_settings() -> None:
@@ -23,6 +26,10 @@ def on_ui_settings() -> None:
             {"choices": ["auto", "CUDA", "CPU"]}, section=SECTION),
         "lora_lab_keep_tagger_loaded": shared.OptionInfo(
             False, "Keep the tagger model loaded after a run", section=SECTION),
+        API_ROOTS: shared.OptionInfo(
+            "", "Folders the LoRA Lab API may read and write, one per line (always allowed: the WebUI's "
+            "data folder, its Lora folder, its grids folders and the folders opened in the LoRA Lab tab)",
+            gr.Textbox, {"lines": 3}, section=SECTION),
     }
     for key, info in options.items():
         shared.opts.add_option(key, info)
@@ -55,11 +62,24 @@ def _credentials_ok(username: str, password: str) -> bool:
     return False
 
 
+def folder_access() -> FolderAccess:
+    def roots() -> list[Path]:
+        from modules import paths_internal
+
+        from .sweep_paths import sweep_roots
+
+        host = get_host()
+        return [Path(paths_internal.data_path), host.lora_dir(), *sweep_roots(host),
+                *split_roots(str(getattr(shared.opts, API_ROOTS, "") or ""))]
+    return FolderAccess(roots, f"add it in Settings → LoRA Lab → 'Folders the LoRA Lab API may read and "
+                               f"write' ({API_ROOTS}), or open it in the LoRA Lab tab first")
+
+
 def on_app_started(demo: object, app: object) -> None:
     from .api import make_router
 
     dependencies = [_api_auth_dependency()] if shared.cmd_opts.api_auth else []
-    app.include_router(make_router(get_host, dependencies))  # type: ignore[attr-defined]
+    app.include_router(make_router(get_host, folder_access(), dependencies))  # type: ignore[attr-defined]
 
 
 def on_before_ui() -> None:

@@ -30,3 +30,16 @@ def test_extension_loaded_without_errors(webui) -> None:
     blocks = [b for b in log.split("***") if "Failed reading extension data from Git" not in b]
     assert "Error loading script" not in log
     assert not [b for b in blocks if "Traceback" in b], log[-3000:]
+
+
+def test_the_api_refuses_folders_outside_the_allowed_ones(webui, tmp_path_factory) -> None:
+    import urllib.error
+
+    import pytest
+
+    outside = tmp_path_factory.getbasetemp().parent / "not-allowed"
+    outside.mkdir(exist_ok=True)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        webui.post("/lora-lab/v1/dataset/captions/stats", {"folder": str(outside)})
+    assert refused.value.code == 403
+    assert "lora_lab_api_roots" in refused.value.read().decode()
