@@ -54,3 +54,60 @@ def dataset_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_dataset_tab_tags_a_folder_and_undoes_an_edit(browser, dataset_page: str, tmp_path) -> None:
     browser.get(dataset_page)
     tag_folder_then_edit_and_undo(browser, tmp_path, "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m lora_lab ui --tiny`, as a newcomer starts it."""
+    from lora_lab.cli import build_parser
+    from lora_lab.commands.ui import tiny_host
+    from lora_lab.glue.standalone_app import Server
+
+    home = tmp_path_factory.mktemp("tiny-home")
+    host = tiny_host(build_parser().parse_args(["ui", "--tiny", "--home", str(home)]))
+    server = Server(host).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_ui_tiny_offers_the_tiny_tagger_and_a_missing_tagger_is_said_once(browser, tiny_page: str,
+                                                                         tmp_path) -> None:
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser_steps import field
+
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "a.png")
+    browser.get(tiny_page)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_tag_refresh"))
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_model input").click()
+    wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "#lora_lab_tag_model li")
+                          if o.text.strip() == "tiny"])
+    field(browser, "lora_lab_ds_folder").send_keys(str(tmp_path))
+    model = field(browser, "lora_lab_tag_model")
+    model.send_keys("no-such-tagger", Keys.ENTER)
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_start").click()
+    wait.until(lambda d: "no-such-tagger" in d.find_element(By.CSS_SELECTOR, "#lora_lab_tag_status").text)
+    text = browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_status").text
+    assert text.count("no tagger model") == 1 and "Traceback" not in text
+
+
+def test_the_standalone_review_tab_says_where_sweeps_come_from(browser, tiny_page: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser_steps import click_tab
+
+    browser.get(tiny_page)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_tabs button"))
+    click_tab(browser, "lora_lab_tabs", "Review")
+    note = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lora_lab_review_standalone"))
+    wait.until(lambda d: note.is_displayed())
+    assert "LoRA Lab grid" in note.text and "WebUI" in note.text

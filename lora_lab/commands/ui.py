@@ -18,12 +18,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def tiny_host(args: argparse.Namespace):
+    """`--tiny`: the tiny model as checkpoint and the tiny tagger in the home's tagger folder, so
+    every sub-tab has something to try."""
+    from ..devtools.tiny_model import tiny_checkpoint
+    from ..devtools.tiny_tagger import build_tiny_tagger
+    from ..tagging.model import taggers_dir
+
+    args.checkpoint = tiny_checkpoint()
+    host = host_from_args(args)
+    tagger = taggers_dir(host.models_dir()) / "tiny"
+    if not tagger.is_dir():
+        build_tiny_tagger(tagger)
+    print(f"tiny random stand-ins: model {args.checkpoint.name}, tagger 'tiny' in {tagger.parent} "
+          "(their tags and images are noise; they show how LoRA Lab works)")
+    return host
+
+
 def run(args: argparse.Namespace) -> int:
     from ..glue.standalone_app import Server
 
-    if args.tiny:
-        from ..devtools.tiny_model import tiny_checkpoint
-
-        args.checkpoint = tiny_checkpoint()
-    Server(host_from_args(args), port=args.port, allow=args.allow).run_forever()
+    host = tiny_host(args) if args.tiny else host_from_args(args)
+    Server(host, port=args.port, allow=args.allow).run_forever()
     return 0

@@ -117,9 +117,12 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> N
         from ..tagging import TagOptions, TagRunOptions, tag_folder
 
         try:
+            from ..tagging.model import TaggerError, resolve_model
+
             ref = _ref(folder, recursive, ext, keep)
             if not model_name:
                 raise ValueError("choose a tagger model")
+            resolve_model(model_name, get_host().models_dir())  # a missing model: one clear message
             options = TagRunOptions(
                 tags=TagOptions(general_threshold=g, character_threshold=c, general_mcut=m,
                                 character_mcut=m, rating=rt, exclude=tuple(actions.split_list(excl)),
@@ -129,7 +132,7 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> N
                 batch_size=int(bs) if bs else None)
             job = registry.start("tagging", get_host(), lambda host: maybe_as_task(
                 in_webui, task, lambda: tag_folder(host, ref.folder, model_name, options)))
-        except (ValueError, FileNotFoundError, JobConflict) as e:
+        except (ValueError, FileNotFoundError, JobConflict, TaggerError) as e:
             yield error_html(str(e))
             return
         yield from follow(job)
@@ -219,7 +222,7 @@ def _describe_section(get_host: GetHost, dataset: list[gr.components.Component])
             ref = _ref(folder, recursive, ext, keep)
             job = registry.start("describing", get_host(),
                                  lambda host: actions.describe_with_host(host, ref, tmpl, over))
-        except (ValueError, FileNotFoundError, JobConflict) as e:
+        except (ValueError, FileNotFoundError, JobConflict, TaggerError) as e:
             yield error_html(str(e))
             return
         yield from follow(job)

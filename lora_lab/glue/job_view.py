@@ -19,7 +19,8 @@ def status_html(status: dict[str, Any], now: float | None = None) -> str:
     if status["running"] and step and total > step:
         eta = f" · ETA {elapsed / step * (total - step):.0f}s"
     fraction = step / total if total else 0.0
-    text = html.escape(str(status.get("text") or ""))
+    text = str(status.get("text") or "")
+    text = "" if text == status.get("error") else html.escape(text)  # the caller shows the error once
     state = "running" if status["running"] else ("failed" if status.get("error") else "done")
     return (f"<div class='lora-lab-job lora-lab-job-{state}'>"
             f"<progress max='1' value='{fraction:.4f}'></progress> "

@@ -173,7 +173,16 @@ def recent_sweeps(get_host: GetHost, folder: str) -> dict[str, Any]:
     return gr.update(choices=[str(p) for p in find_sweeps(roots)])
 
 
+STANDALONE_NOTE = (
+    "<div class='lora-lab-message' id='lora_lab_review_standalone'>Sweeps are rendered in the WebUI: "
+    "txt2img → Script → <b>LoRA Lab grid</b> makes the epoch × weight grid and its sweep.json. Without "
+    "a WebUI, open a sweep made there (copy its folder here, or run <code>python -m lora_lab ui "
+    "--allow-root FOLDER</code>) to mark hits and misses and get the recommendation.</div>")
+
+
 def build(get_host: GetHost) -> None:
+    if get_host().name != "webui":
+        gr.HTML(STANDALONE_NOTE)
     with gr.Row(elem_id="lora_lab_review_open_row"):
         path = gr.Textbox(label="Sweep (its sweep.json or folder)", elem_id="lora_lab_review_path", scale=4)
         recent = gr.Dropdown(label="Recent sweeps", choices=[], elem_id="lora_lab_review_recent", scale=4)
