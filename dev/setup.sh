@@ -25,7 +25,7 @@ pip_q() {
 }
 
 stamp=.venv/.lora-lab-setup
-files=(dev/requirements.txt)
+files=(dev/requirements.txt pyproject.toml)
 [ "$WANT_TEST" = 1 ] && files+=(dev/requirements-test.txt)
 want="$(cat "${files[@]}" dev/setup.sh | sha256sum | cut -c1-16) test=$WANT_TEST"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -41,6 +41,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # vocabulary): their declared dependencies conflict with the WebUI's pins; torchvision, which
   # both import but never use for LoRA Lab, gets an import-time stand-in (lora_lab/host/ldm_import.py)
   pip_q --no-deps stable-diffusion-sdkit==2.1.5 open-clip-torch==2.20.0
+  # LoRA Lab itself, editable: `python -m lora_lab` / `lora-lab` from any folder
+  pip_q --no-deps --no-build-isolation -e .
   "$PY" -c "import torch, gradio, onnxruntime, dynamicprompts, safetensors, transformers" \
     || { echo "setup: imports failed" >&2; exit 1; }
   echo "$want" > "$stamp"

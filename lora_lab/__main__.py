@@ -2,4 +2,10 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

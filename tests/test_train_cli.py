@@ -47,6 +47,22 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert caption.startswith("lldemo, ")
 
 
+def test_the_demo_runs_from_any_folder_says_what_it_is_and_keeps_quiet(tmp_path: Path) -> None:
+    """As a newcomer runs it: the installed command, outside the checkout, default output folder."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "LORA_LAB_HOME": str(tmp_path / "home")}
+    run = subprocess.run([sys.executable, "-m", "lora_lab", "demo", "--epochs", "1"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "home" / "demo" / "lora" / "lldemo.safetensors").is_file()
+    assert not (tmp_path / "lora_lab_demo").exists()
+    assert "tiny random stand-in" in run.stdout and "Next:" in run.stdout
+    noise = ("DiffusionWrapper", "making attention", "xformers", "pkg_resources", "rank_zero", "Warning")
+    assert not [line for line in (run.stdout + run.stderr).splitlines() if any(n in line for n in noise)]
+
+
 def test_train_command_on_an_sd2_checkpoint_without_its_yaml(tiny_sd2_checkpoint: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     bare = tmp_path / "sd2-768-v.safetensors"  # no yaml beside it: the kind must be said

@@ -13,8 +13,9 @@ TRIGGER = "lldemo"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="dataset → tags → LoRA on tiny models (about a minute)",
                                    description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("lora_lab_demo"),
-                        help="folder for everything the demo makes (default: ./lora_lab_demo)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for everything the demo makes (default: <home>/demo, home = "
+                             "$LORA_LAB_HOME or ~/lora_lab)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.set_defaults(func=run)
 
@@ -33,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
 
     # The tiny model's ops take microseconds: a second thread only adds hand-off cost.
     torch.set_num_threads(1)
-    out = args.out.resolve()
+    from ..host.standalone import default_home
+
+    out = (args.out or default_home() / "demo").resolve()
+    print("LoRA Lab demo on tiny random stand-in models: the tags and previews are noise; what it shows "
+          "is the path from a folder of images to LoRA files.", flush=True)
     dataset = build_sample_dataset(out / "dataset", trigger=TRIGGER, images=8, repeats=4,
                                    captions=False)
     print(f"dataset: {dataset}")
@@ -52,4 +57,9 @@ def run(args: argparse.Namespace) -> int:
     print(result.message)
     for path in sorted((out / "lora").iterdir()):
         print(f"  {path}  ({path.stat().st_size:,} bytes)")
+    if result.state == "finished":
+        print(f"\nNext: open the tab with `python -m lora_lab ui --tiny` and point the Dataset sub-tab at "
+              f"{dataset}, or train on your own images with `python -m lora_lab train --checkpoint "
+              f"YOUR_MODEL.safetensors --dataset YOUR_FOLDER --name NAME` (--help lists every setting). "
+              "In the WebUI, the LoRA Lab tab does all of this against the loaded model.")
     return 0 if result.state == "finished" else 1

@@ -66,7 +66,7 @@ def build_tiny_model(out_dir: Path, family: Family = "sd1") -> Path:
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
-    from ..host.ldm_import import import_ldm
+    from ..host.ldm_import import import_ldm, quiet
     from ..host.ldm_loader import _offline_clip, _open_clip_without_downloads
 
     name = model_name(family)
@@ -84,7 +84,7 @@ def build_tiny_model(out_dir: Path, family: Family = "sd1") -> Path:
     rng_state = torch.get_rng_state()
     torch.manual_seed(SEED)
     try:
-        with _offline_clip(), _open_clip_without_downloads():
+        with _offline_clip(), _open_clip_without_downloads(), quiet():
             model = instantiate_from_config(cfg["model"])
         _reinit(model)
     finally:

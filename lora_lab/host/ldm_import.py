@@ -81,10 +81,27 @@ def _stand_ins(names: list[str]) -> Iterator[None]:
             sys.modules.pop(sub, None)
 
 
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Hold back what ldm, sgm and lightning print while they import and build models (xformers
+    missing, 'DiffusionWrapper has N params', deprecations): noise to a LoRA Lab user. Errors still
+    raise; the held-back text is dropped."""
+    import io
+    import warnings
+    from contextlib import redirect_stdout
+
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+        warnings.filterwarnings("ignore", message=".*rank_zero_only.*")
+        yield
+
+
 def _import_lightning_first() -> None:
     # Libraries that probe for torchvision themselves (torchmetrics via pytorch_lightning) must be
     # imported before a stand-in exists, or they take it for the real thing.
-    importlib.import_module("pytorch_lightning")
+    with quiet():
+        importlib.import_module("pytorch_lightning")
 
 
 def open_clip_problem() -> str | None:
@@ -100,7 +117,7 @@ def import_open_clip() -> types.ModuleType:
     if "open_clip" in sys.modules and not isinstance(sys.modules["open_clip"], MissingDependency):
         return sys.modules["open_clip"]
     _import_lightning_first()
-    with _stand_ins(_TORCHVISION):
+    with _stand_ins(_TORCHVISION), quiet():
         return importlib.import_module("open_clip")
 
 
@@ -112,7 +129,7 @@ def import_ldm() -> types.ModuleType:
         return sys.modules["ldm.models.diffusion.ddpm"]
     _import_lightning_first()
     missing_open_clip = ["open_clip"] if open_clip_problem() else []
-    with _stand_ins(_TORCHVISION + missing_open_clip):
+    with _stand_ins(_TORCHVISION + missing_open_clip), quiet():
         ddpm = importlib.import_module("ldm.models.diffusion.ddpm")
         importlib.import_module("ldm.modules.encoders.modules")
     return ddpm

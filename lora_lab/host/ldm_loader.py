@@ -168,7 +168,7 @@ def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None
     the UNet, VAE and text encoder. Returns (model in eval mode, family)."""
     import torch
 
-    from .ldm_import import import_ldm
+    from .ldm_import import import_ldm, quiet
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -183,7 +183,7 @@ def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None
     import_ldm()
     from ldm.util import instantiate_from_config
 
-    with _offline_clip(), _open_clip_without_downloads():
+    with _offline_clip(), _open_clip_without_downloads(), quiet():
         model = instantiate_from_config(cfg["model"])
     state = read_state_dict(checkpoint)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -15,7 +15,7 @@ import sys
 import types
 from pathlib import Path
 
-from .ldm_import import MissingDependency, _import_lightning_first, _stand_ins, import_open_clip
+from .ldm_import import MissingDependency, _import_lightning_first, _stand_ins, import_open_clip, quiet
 
 # The WebUI's own mutes (modules/paths.py: mute_sdxl_imports), applied the same way.
 _WEBUI_MUTED = {"sgm.data": "the WebUI replaces it too (training data modules)",
@@ -67,7 +67,7 @@ def import_sgm(root: Path | None = None) -> types.ModuleType:
             sys.modules[name] = _muted(name, why)
     sys.path.insert(0, str(root))
     try:
-        with _stand_ins(_UNUSED):
+        with _stand_ins(_UNUSED), quiet():
             sgm = importlib.import_module("sgm")
             for name in ("sgm.modules.diffusionmodules.openaimodel", "sgm.modules.encoders.modules",
                          "sgm.models.diffusion", "sgm.modules.diffusionmodules.denoiser_scaling",
