@@ -111,3 +111,23 @@ def test_the_standalone_review_tab_says_where_sweeps_come_from(browser, tiny_pag
     note = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lora_lab_review_standalone"))
     wait.until(lambda d: note.is_displayed())
     assert "LoRA Lab grid" in note.text and "WebUI" in note.text
+
+
+def test_after_tagging_the_summary_counts_the_captions_and_tag_bars_have_length(
+        browser, dataset_page: str, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser_steps import click_tab
+
+    browser.get(dataset_page)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_ds_load"))
+    tag_folder_then_edit_and_undo(browser, tmp_path, "tiny")  # leaves 3 tagged captions
+    summary = "#lora_lab_ds_summary"
+    wait.until(lambda d: "3 captioned" in d.find_element(By.CSS_SELECTOR, summary).text)
+    click_tab(browser, "lora_lab_ds_tabs", "Tags")
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_freq_show").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_freq_table .lora-lab-bar"))
+    widths = [b.size["width"] for b in browser.find_elements(By.CSS_SELECTOR, "#lora_lab_freq_table .lora-lab-bar")]
+    assert max(widths) > 100  # the most frequent tag's bar spans its column, not a 2 px tick

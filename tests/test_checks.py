@@ -194,3 +194,12 @@ def test_flat_pictures_that_merely_share_a_layout_are_not_near_duplicates(tmp_pa
     report = check_dataset(tmp_path, resolution=512)
     near = sorted((i.path.name, i.related.name) for i in report.issues if i.kind == "near_duplicate")
     assert near == [("red_circle_small.jpg", "red_circle.png")]
+
+
+def test_every_image_file_is_counted_jfif_included_and_an_undecodable_one_is_named(tmp_path: Path) -> None:
+    Image.new("RGB", (300, 300), "red").save(tmp_path / "a.png")
+    Image.new("RGB", (300, 300), "green").save(tmp_path / "b.jfif", format="JPEG")
+    (tmp_path / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40)
+    report = check_dataset(tmp_path, resolution=256)
+    assert (report.to_dict()["files_seen"], report.to_dict()["readable"]) == (3, 2)
+    assert [(i.path.name, i.kind) for i in report.issues if i.kind == "unreadable"] == [("c.heic", "unreadable")]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# every image a dataset may hold: one that cannot be decoded is listed with its reason, never ignored
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".webp", ".bmp", ".gif", ".tif", ".tiff",
+                              ".avif", ".heic", ".heif", ".jxl"})
 MAX_PIXELS = 12_000 * 12_000  # refuse before decoding; 20000x20000 would need 1.2 GB as RGB
 STATE_DIR = ".lora_lab"  # LoRA Lab's own folder inside a dataset; never scanned as data
 

@@ -72,7 +72,10 @@ def _history_html(ref: DatasetRef) -> str:
     return f"<ol class='lora-lab-history'>{rows}</ol>"
 
 
-def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> None:
+Events = list[Any]  # gradio event listeners whose handlers write captions
+
+
+def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> Events:
     from ..tagging.model import KNOWN_MODELS
 
     def model_choices() -> list[str]:
@@ -149,13 +152,15 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> N
 
     refresh.click(lambda: gr.update(choices=model_choices()), outputs=[model])
     download.click(do_download, inputs=[download_name], outputs=[status, model])
-    start.click(run_tagging, inputs=[task_id, *dataset, model, general, character, mcut, trigger, exclude,
-                                     mode, rating, sort, escape, underscores, batch], outputs=[status],
-                _js="(...args) => LoraLab.startTask('lora_lab_tag_progress', args)" if in_webui else None)
+    tagged = start.click(run_tagging, inputs=[task_id, *dataset, model, general, character, mcut, trigger,
+                                              exclude, mode, rating, sort, escape, underscores, batch],
+                         outputs=[status],
+                         _js="(...args) => LoraLab.startTask('lora_lab_tag_progress', args)" if in_webui else None)
     stop.click(lambda: get_host().interrupt.set(), outputs=[])
+    return [tagged]
 
 
-def _edit_section(dataset: list[gr.components.Component]) -> None:
+def _edit_section(dataset: list[gr.components.Component]) -> Events:
     with gr.Row():
         op = gr.Dropdown(list(CAPTION_OPS), value="add", label="Operation", elem_id="lora_lab_edit_op")
         where = gr.Textbox(label="Only captions matching (e.g. 1girl AND NOT solo; empty: all)",
@@ -200,9 +205,9 @@ def _edit_section(dataset: list[gr.components.Component]) -> None:
 
     inputs = [*dataset, op, where, tags, new, regex, at, by]
     preview.click(run(True), inputs=inputs, outputs=[status, history])
-    apply.click(run(False), inputs=inputs, outputs=[status, history])
-    undo.click(step(True), inputs=dataset, outputs=[status, history])
-    redo.click(step(False), inputs=dataset, outputs=[status, history])
+    return [apply.click(run(False), inputs=inputs, outputs=[status, history]),
+            undo.click(step(True), inputs=dataset, outputs=[status, history]),
+            redo.click(step(False), inputs=dataset, outputs=[status, history])]
 
 
 def _describe_section(get_host: GetHost, dataset: list[gr.components.Component]) -> None:
@@ -425,9 +430,9 @@ def build(get_host: GetHost) -> None:
     dataset = [folder, recursive, ext, keep]
     with gr.Tabs(elem_id="lora_lab_ds_tabs"):
         with gr.Tab("Tag", elem_id="lora_lab_ds_tag"):
-            _tag_section(get_host, dataset)
+            writes = _tag_section(get_host, dataset)
         with gr.Tab("Edit captions", elem_id="lora_lab_ds_edit"):
-            _edit_section(dataset)
+            writes += _edit_section(dataset)
             _describe_section(get_host, dataset)
         with gr.Tab("Tags", elem_id="lora_lab_ds_tags"):
             _tags_section(dataset)
@@ -438,3 +443,11 @@ def build(get_host: GetHost) -> None:
         with gr.Tab("Checks", elem_id="lora_lab_ds_checks"):
             _checks_section(get_host, dataset)
     load.click(_guarded(lambda f, r, e, k: summary_html(_ref(f, r, e, k))), inputs=dataset, outputs=[summary])
+
+    def fresh_summary(f: str, r: bool, e: str, k: float) -> Any:
+        try:
+            return summary_html(_ref(f, r, e, k))
+        except (ValueError, OSError):  # the action itself reported the bad folder
+            return gr.update()
+    for event in writes:  # the counts follow every change to the captions
+        event.then(fresh_summary, inputs=dataset, outputs=[summary])
