@@ -99,3 +99,41 @@
     };
     window.LoraLab = LoraLab;
 })();
+
+// Header: the model line is right when the page opens (the WebUI may still be loading the model
+// then: look again every few seconds until one is there) and follows checkpoint changes.
+(function () {
+    "use strict";
+    const LoraLab = window.LoraLab || {};
+    LoraLab.statusRetries = 0;
+    LoraLab.refreshStatus = function () {
+        const root = LoraLab.root();
+        const button = root && root.querySelector("#lora_lab_refresh");
+        if (!button) return;
+        button.click();
+        setTimeout(function () {
+            const status = root.querySelector("#lora_lab_status");
+            const waiting = status && /no model loaded/.test(status.textContent || "");
+            if (waiting && LoraLab.statusRetries < 60) {
+                LoraLab.statusRetries += 1;
+                LoraLab.refreshStatus();
+            }
+        }, 3000);
+    };
+    if (!LoraLab.statusHooksInstalled && typeof onUiLoaded === "function") {
+        onUiLoaded(LoraLab.refreshStatus);
+        if (typeof onOptionsChanged === "function") {
+            let last = null;
+            onOptionsChanged(function () {
+                const current = typeof opts === "object" ? opts.sd_model_checkpoint : null;
+                if (current !== last) {
+                    last = current;
+                    LoraLab.statusRetries = 0;
+                    LoraLab.refreshStatus();
+                }
+            });
+        }
+        LoraLab.statusHooksInstalled = true;
+    }
+    window.LoraLab = LoraLab;
+})();

@@ -22,3 +22,16 @@ def test_tag_then_undo_from_the_dataset_tab(webui, browser, tmp_path: Path) -> N
     WebDriverWait(browser, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
     click_tab(browser, "tabs", "LoRA Lab")
     tag_folder_then_edit_and_undo(browser, tmp_path, "tiny-webui")
+
+
+def test_the_header_names_the_loaded_model_on_a_fresh_page(webui, browser) -> None:
+    """The tab is built before the WebUI has loaded its model; the header must not keep saying
+    'no model loaded' until someone presses Refresh."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(webui.url)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
+    checkpoint = webui.get("/lora-lab/v1/info")["checkpoint"]
+    wait.until(lambda d: checkpoint in d.find_element(By.CSS_SELECTOR, "#lora_lab_status").get_attribute("textContent"))
