@@ -6,6 +6,7 @@ WebUI's own progress bar (through the host) and in LoRA Lab's status (through th
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 import traceback
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 KEEP_FINISHED = 20
 
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Bad input or a state the person can change (a missing folder, a busy trainer), as opposed
+    to a bug. Exceptions mark themselves with `refusal = True`; ValueErrors and OS errors are."""
+    return isinstance(error, (ValueError, OSError)) or bool(getattr(error, "refusal", False))
 
 class JobConflict(RuntimeError):
     pass
@@ -107,9 +114,13 @@ class JobRegistry:
             try:
                 job.result = work(view)  # type: ignore[arg-type]
             except Exception as e:  # reported through status, not lost in a thread
-                job.error = f"{type(e).__name__}: {e}"
+                if is_refusal(e):  # bad input, said in words: the message is the whole story
+                    job.error = str(e)
+                    print(f"LoRA Lab: {job.id} refused: {e}", file=sys.stderr)
+                else:  # a bug: keep the traceback where developers look
+                    job.error = f"{type(e).__name__}: {e}"
+                    traceback.print_exc()
                 job.recorder.text = job.error
-                traceback.print_exc()
             finally:
                 job.ended = time.time()
 

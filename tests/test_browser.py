@@ -131,3 +131,57 @@ def test_after_tagging_the_summary_counts_the_captions_and_tag_bars_have_length(
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_freq_table .lora-lab-bar"))
     widths = [b.size["width"] for b in browser.find_elements(By.CSS_SELECTOR, "#lora_lab_freq_table .lora-lab-bar")]
     assert max(widths) > 100  # the most frequent tag's bar spans its column, not a 2 px tick
+
+
+def test_the_train_tab_shows_the_basics_and_folds_the_rest(browser, tiny_page: str, tmp_path) -> None:
+    """Basics visible, the rest in collapsed groups, GPU options hidden on a CPU host, the dataset
+    taken from the Dataset sub-tab, the plan beside the Train button."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser_steps import click_tab, field
+
+    folder = tmp_path / "3_ohwx"
+    folder.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 64), "red").save(folder / f"{i}.png")
+    browser.get(tiny_page)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_tabs button"))
+    field(browser, "lora_lab_ds_folder").send_keys(str(tmp_path), Keys.ENTER)
+    click_tab(browser, "lora_lab_tabs", "Train")
+    wait.until(lambda d: field(d, "lora_lab_train_dataset_dir").get_attribute("value") == str(tmp_path))
+    for name in ("name", "epochs", "save_every_n_epochs", "resolution", "dim", "alpha", "unet_lr", "te_lr"):
+        assert field(browser, f"lora_lab_train_{name}").is_displayed(), name
+    for name in ("optimizer", "keep_tokens", "conv_dim", "output_dir"):
+        assert not browser.find_element(By.CSS_SELECTOR, f"#lora_lab_train_{name}").is_displayed(), name
+    assert not browser.find_elements(By.XPATH, "//*[contains(text(), 'Advanced: gpu')]")
+    assert not browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_gradient_checkpointing").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_group_steps .label-wrap").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lora_lab_train_optimizer").is_displayed())
+    epochs = field(browser, "lora_lab_train_epochs")
+    epochs.clear()
+    epochs.send_keys("4")
+    plan = "#lora_lab_train_actions #lora_lab_train_plan"
+    wait.until(lambda d: "24 steps" in d.find_element(By.CSS_SELECTOR, plan).text)  # 2 × 3 × 4
+
+
+def test_loss_chart_has_axes_and_status_shows_an_eta() -> None:
+    from lora_lab.glue.train_view import loss_chart_svg, status_html
+
+    svg = loss_chart_svg([1.0, 0.8, 0.9, 0.7], [0.85])
+    assert ">loss</text>" in svg and ">step</text>" in svg and ">4</text>" in svg and ">1.000</text>" in svg
+    line = status_html({"name": "x", "state": "training", "epoch": 1, "epochs": 2, "step": 5,
+                        "total_steps": 50, "eta_seconds": 42.0})
+    assert "ETA 42 s" in line
+
+
+def test_the_eta_ignores_the_warm_up_of_the_first_step() -> None:
+    from lora_lab.host.progress import EtaClock
+
+    clock = EtaClock()
+    assert clock.remaining(1, 100, now=7.0) is None  # the first step took 7 s of warm-up
+    assert clock.remaining(2, 100, now=7.5) == pytest.approx(0.5 * 98)
+    assert clock.remaining(11, 100, now=12.0) == pytest.approx(0.5 * 89)

@@ -416,7 +416,7 @@ def _checks_section(get_host: GetHost, dataset: list[gr.components.Component]) -
     run.click(check, inputs=[*dataset, resolution, trigger], outputs=[output])
 
 
-def build(get_host: GetHost) -> None:
+def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
     with gr.Row():
         folder = gr.Textbox(label="Dataset folder", placeholder="/path/to/images", scale=4,
                             elem_id="lora_lab_ds_folder")
@@ -428,6 +428,8 @@ def build(get_host: GetHost) -> None:
         load = gr.Button("Load", variant="primary", elem_id="lora_lab_ds_load", scale=0)
     summary = gr.HTML(elem_id="lora_lab_ds_summary")
     dataset = [folder, recursive, ext, keep]
+    if shared is not None:
+        shared["dataset_folder"] = folder
     with gr.Tabs(elem_id="lora_lab_ds_tabs"):
         with gr.Tab("Tag", elem_id="lora_lab_ds_tag"):
             writes = _tag_section(get_host, dataset)

@@ -180,7 +180,7 @@ STANDALONE_NOTE = (
     "--allow-root FOLDER</code>) to mark hits and misses and get the recommendation.</div>")
 
 
-def build(get_host: GetHost) -> None:
+def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
     if get_host().name != "webui":
         gr.HTML(STANDALONE_NOTE)
     with gr.Row(elem_id="lora_lab_review_open_row"):

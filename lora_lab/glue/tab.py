@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -35,11 +36,12 @@ def build_tab(get_host: GetHost) -> gr.Blocks:
         with gr.Row(elem_id="lora_lab_header"):
             status = gr.HTML(status_html(get_host), elem_id="lora_lab_status")
             refresh = gr.Button("Refresh", elem_id="lora_lab_refresh", scale=0, min_width=80)
+        shared: dict[str, Any] = {}  # components one sub-tab offers the next (the dataset folder)
         with gr.Tabs(elem_id="lora_lab_tabs"):
             for label, module in SECTIONS:
                 section = importlib.import_module(f"{__package__}.{module}")
                 with gr.Tab(label, elem_id=f"lora_lab_{module}"):
-                    section.build(get_host)
+                    section.build(get_host, shared)
             with gr.Tab("About", elem_id="lora_lab_about_tab"):
                 gr.Markdown(
                     "**LoRA Lab** takes a folder of images to a LoRA chosen with evidence: prepare "

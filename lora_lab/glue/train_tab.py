@@ -9,7 +9,6 @@ from typing import Any
 import gradio as gr
 
 from .. import access
-
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
 from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError
@@ -20,8 +19,12 @@ from .webui_task import maybe_as_task
 GetHost = Callable[[], Host]
 
 
-def _fields() -> list[tuple[str, Callable[[], gr.components.Component]]]:
-    """The settings the form shows, in order: (TrainConfig field, component factory)."""
+Field = tuple[str, Callable[[], gr.components.Component]]
+
+
+def _groups() -> list[tuple[str | None, list[Field]]]:
+    """The form as the task flows: (None, the basics a person always sets), then collapsed groups
+    of (title, settings) for the rest. Each setting is (TrainConfig field, component factory)."""
     def num(label: str, value: float, precision: int | None = None) -> Callable[[], gr.Number]:
         return lambda: gr.Number(label=label, value=value, precision=precision)
 
@@ -36,29 +39,47 @@ def _fields() -> list[tuple[str, Callable[[], gr.components.Component]]]:
 
     d = TrainConfig(dataset_dir=Path("."), name="x")
     return [
-        ("dataset_dir", text("Dataset (folder of N_trigger folders, or of images)", placeholder="/path/to/train")),
-        ("name", text("LoRA name", placeholder="my_lora")),
-        ("output_dir", text("Output folder (empty: the WebUI's Lora folder)")),
-        ("epochs", num("Epochs", d.epochs, 0)), ("save_every_n_epochs", num("Save every N epochs", 1, 0)),
-        ("batch_size", num("Batch size", d.batch_size, 0)), ("grad_accum", num("Gradient accumulation", 1, 0)),
-        ("resolution", num("Resolution", d.resolution, 0)),
-        ("dim", num("Network dim", d.dim, 0)), ("alpha", num("Network alpha", d.alpha)),
-        ("conv_dim", num("Conv dim (LoCon; 0: off)", 0, 0)), ("conv_alpha", num("Conv alpha", 0)),
-        ("unet_lr", num("UNet learning rate", d.unet_lr)), ("te_lr", num("Text encoder lr (0: UNet only)", d.te_lr)),
-        ("optimizer", choice("Optimizer", list(OPTIMIZERS), d.optimizer)),
-        ("scheduler", choice("Scheduler", list(SCHEDULERS), d.scheduler)),
-        ("warmup_steps", num("Warmup steps", 0, 0)), ("max_grad_norm", num("Max grad norm (0: off)", d.max_grad_norm)),
-        ("keep_tokens", num("Keep tokens", d.keep_tokens, 0)), ("shuffle_caption", check("Shuffle tags")),
-        ("prepend_trigger", check("Trigger first when missing")), ("caption_dropout", num("Caption dropout", 0.0)),
-        ("flip", check("Flip")), ("noise_offset", num("Noise offset", 0.0)),
-        ("min_snr_gamma", num("Min-SNR γ (0: off)", 0.0)), ("seed", num("Seed", d.seed, 0)),
-        ("mixed_precision", choice("Mixed precision (GPU)", ["no", "fp16", "bf16"], d.mixed_precision)),
-        ("gradient_checkpointing", check("Gradient checkpointing")),
-        ("save_precision", choice("Save as", ["fp16", "fp32", "bf16"], d.save_precision)),
-        ("preview_every_n_epochs", num("Preview every N epochs (0: off)", 1, 0)),
-        ("preview_prompt", text("Preview prompt (empty: the first caption)")),
-        ("resume_from", text("Resume from network weights (.safetensors)")),
+        (None, [
+            ("dataset_dir", text("Dataset (folder of N_trigger folders, or of images)", placeholder="/path/to/train")),
+            ("name", text("LoRA name", placeholder="my_lora")),
+            ("epochs", num("Epochs", d.epochs, 0)), ("save_every_n_epochs", num("Save every N epochs", 1, 0)),
+            ("resolution", num("Resolution", d.resolution, 0)),
+            ("dim", num("Network dim", d.dim, 0)), ("alpha", num("Network alpha", d.alpha)),
+            ("unet_lr", num("UNet learning rate", d.unet_lr)),
+            ("te_lr", num("Text encoder lr (0: UNet only)", d.te_lr)),
+        ]),
+        ("Steps and optimiser", [
+            ("batch_size", num("Batch size", d.batch_size, 0)), ("grad_accum", num("Gradient accumulation", 1, 0)),
+            ("optimizer", choice("Optimizer", list(OPTIMIZERS), d.optimizer)),
+            ("scheduler", choice("Scheduler", list(SCHEDULERS), d.scheduler)),
+            ("warmup_steps", num("Warmup steps", 0, 0)),
+            ("max_grad_norm", num("Max grad norm (0: off)", d.max_grad_norm)), ("seed", num("Seed", d.seed, 0)),
+        ]),
+        ("Captions and images", [
+            ("keep_tokens", num("Keep tokens", d.keep_tokens, 0)), ("shuffle_caption", check("Shuffle tags")),
+            ("prepend_trigger", check("Trigger first when missing")),
+            ("caption_dropout", num("Caption dropout", 0.0)), ("flip", check("Flip")),
+        ]),
+        ("Network and loss", [
+            ("conv_dim", num("Conv dim (LoCon; 0: off)", 0, 0)), ("conv_alpha", num("Conv alpha", 0)),
+            ("noise_offset", num("Noise offset", 0.0)), ("min_snr_gamma", num("Min-SNR γ (0: off)", 0.0)),
+        ]),
+        ("GPU", [
+            ("mixed_precision", choice("Mixed precision", ["no", "fp16", "bf16"], d.mixed_precision)),
+            ("gradient_checkpointing", check("Gradient checkpointing")),
+        ]),
+        ("Output and previews", [
+            ("output_dir", text("Output folder (empty: the Lora folder)")),
+            ("save_precision", choice("Save as", ["fp16", "fp32", "bf16"], d.save_precision)),
+            ("preview_every_n_epochs", num("Preview every N epochs (0: off)", 1, 0)),
+            ("preview_prompt", text("Preview prompt (empty: the first caption)")),
+            ("resume_from", text("Resume from network weights (.safetensors)")),
+        ]),
     ]
+
+
+def _fields() -> list[Field]:
+    return [f for _, fields in _groups() for f in fields]
 
 
 def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
@@ -74,41 +95,84 @@ def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
     return TrainConfig.from_dict(given)
 
 
+_seconds_per_step: list[float] = []  # of the last finished run in this process: the time estimate
+
+
 def plan_text(dataset: str, epochs: float, batch: float, accum: float) -> str:
     from ..dataset.planner import plan
 
     if not dataset.strip():
-        return ""
+        return "<div class='lora-lab-message'>The plan (images × repeats, steps) shows here once the dataset is set.</div>"
     try:
         p = plan(Path(dataset.strip()).expanduser(), batch_size=int(batch or 1), grad_accum=int(accum or 1),
                  epochs=int(epochs or 1))
     except (ValueError, FileNotFoundError, OSError) as e:
         return error_html(str(e))
-    return pre_html(p.text())
+    text = p.text()
+    if _seconds_per_step:
+        minutes = _seconds_per_step[-1] * p.total_steps / 60
+        text += f"\n≈ {minutes:.0f} min at the last run's {_seconds_per_step[-1]:.2f} s/step"
+    return pre_html(text)
 
 
-def build(get_host: GetHost) -> None:
-    in_webui = get_host().name == "webui"
-    with gr.Row():
-        preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=None, elem_id="lora_lab_train_preset")
-        plan = gr.HTML(elem_id="lora_lab_train_plan")
-    fields = _fields()
-    components: list[gr.components.Component] = []
-    for i in range(0, len(fields), 4):
+def _rows(fields: list[Field], components: list[gr.components.Component], per_row: int = 4) -> None:
+    for i in range(0, len(fields), per_row):
         with gr.Row():
-            for name, make in fields[i: i + 4]:
+            for name, make in fields[i: i + per_row]:
                 component = make()
                 component.elem_id = f"lora_lab_train_{name}"
                 components.append(component)
+
+
+def has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
+    in_webui = get_host().name == "webui"
+    gpu = has_gpu()
+    preset = gr.Dropdown(label="Preset (fills in the settings for a kind of LoRA)", choices=list(PRESETS),
+                         value=None, elem_id="lora_lab_train_preset")
+    components: list[gr.components.Component] = []
+    fields: list[Field] = []
+    for title, group in _groups():
+        if title == "GPU" and not gpu:  # nothing to set on a CPU host: it trains in fp32
+            with gr.Column(visible=False):
+                _rows(group, components)
+        elif title is None:
+            _rows(group, components, per_row=3)
+        else:
+            with gr.Accordion(f"Advanced: {title.lower()}", open=False,
+                              elem_id=f"lora_lab_train_group_{title.split()[0].lower()}"):
+                _rows(group, components)
+        fields += group
     by_name = dict(zip([n for n, _ in fields], components))
+    if not gpu:
+        by_name["mixed_precision"].value = "no"  # hidden: a CPU trains in fp32
     task_id = gr.Textbox(visible=False, elem_id="lora_lab_train_task")
-    with gr.Row():
-        start = gr.Button("Train", variant="primary", elem_id="lora_lab_train_start")
-        stop = gr.Button("Stop (saves the last good state)", elem_id="lora_lab_train_stop")
+    with gr.Row(elem_id="lora_lab_train_actions"):
+        with gr.Column(scale=1, min_width=160):
+            start = gr.Button("Train", variant="primary", elem_id="lora_lab_train_start")
+            stop = gr.Button("Stop (saves the last good state)", elem_id="lora_lab_train_stop")
+        plan = gr.HTML(elem_id="lora_lab_train_plan")
     gr.HTML(elem_id="lora_lab_train_progress")  # the WebUI's progress bar goes here (javascript)
     with gr.Row():
         status = gr.HTML(elem_id="lora_lab_train_status")
         preview = gr.Image(label="Latest preview", interactive=False, elem_id="lora_lab_train_preview", height=256)
+    if shared and "dataset_folder" in shared:
+        # follow the Dataset sub-tab's folder until the person types a different one here
+        prefilled = gr.State("")
+
+        def follow_folder(folder: str, current: str, last: str) -> tuple[Any, str]:
+            if current.strip() and current != last:
+                return gr.update(), last
+            return gr.update(value=folder), folder
+        source = shared["dataset_folder"]
+        for event in (source.blur, source.submit):  # not .change: one event per keystroke races
+            event(follow_folder, inputs=[source, by_name["dataset_dir"], prefilled],
+                  outputs=[by_name["dataset_dir"], prefilled])
 
     names = [n for n, _ in fields]
 
@@ -140,7 +204,10 @@ def build(get_host: GetHost) -> None:
             shown = live.preview
             yield status_html(live.to_dict()), image if image is not None else gr.update()
             job.wait(1.0)
-        final = status_html(live.to_dict()) + (error_html(job.error) if job.error else "")
+        done = live.to_dict()
+        if done["state"] == "finished" and done["step"] and done["finished_at"]:
+            _seconds_per_step.append((done["finished_at"] - done["started_at"]) / done["step"])
+        final = status_html(done) + (error_html(job.error) if job.error else "")
         yield final, live.preview if live.preview is not None else gr.update()
 
     def apply_preset(name: str | None) -> list[Any]:

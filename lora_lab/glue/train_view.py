@@ -5,8 +5,9 @@ import html
 from typing import Any
 
 
-def loss_chart_svg(losses: list[float], epoch_losses: list[float], width: int = 560, height: int = 140) -> str:
-    """Per-step loss (thin) with a moving average (thick), as inline SVG."""
+def loss_chart_svg(losses: list[float], epoch_losses: list[float], width: int = 560, height: int = 170) -> str:
+    """Per-step loss (thin) with a moving average (thick), as inline SVG with a loss axis and a
+    step axis."""
     if len(losses) < 2:
         return "<div class='lora-lab-chart-empty'>the loss chart fills in as training runs</div>"
     window = max(1, len(losses) // 30)
@@ -14,14 +15,35 @@ def loss_chart_svg(losses: list[float], epoch_losses: list[float], width: int = 
               for i in range(len(losses))]
     low, high = min(losses), max(losses)
     span = (high - low) or 1.0
+    left, bottom, top, right = 60, 34, 8, 12  # room for the axis labels
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def x(i: int) -> float:
+        return left + i * plot_w / (len(losses) - 1)
+
+    def y(v: float) -> float:
+        return top + plot_h - (v - low) / span * plot_h
 
     def points(values: list[float]) -> str:
-        step = width / (len(values) - 1)
-        return " ".join(f"{i * step:.1f},{height - (v - low) / span * (height - 10) - 5:.1f}"
-                        for i, v in enumerate(values))
+        return " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
 
+    label = "font-size='10' fill='currentColor'"
+    ticks = []
+    for v in (low, (low + high) / 2, high):
+        ticks.append(f"<line x1='{left - 4}' x2='{left}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='currentColor'/>"
+                     f"<text x='{left - 6}' y='{y(v) + 3:.1f}' text-anchor='end' {label}>{v:.3f}</text>")
+    for i in sorted({0, (len(losses) - 1) // 2, len(losses) - 1}):
+        ticks.append(f"<line x1='{x(i):.1f}' x2='{x(i):.1f}' y1='{top + plot_h}' y2='{top + plot_h + 4}' "
+                     f"stroke='currentColor'/><text x='{x(i):.1f}' y='{top + plot_h + 15}' text-anchor='middle' "
+                     f"{label}>{i + 1}</text>")
+    axes = (f"<polyline fill='none' stroke='currentColor' stroke-opacity='0.6' "
+            f"points='{left},{top} {left},{top + plot_h} {left + plot_w},{top + plot_h}'/>"
+            f"<text x='12' y='{top + plot_h / 2:.1f}' text-anchor='middle' transform='rotate(-90 12 "
+            f"{top + plot_h / 2:.1f})' {label}>loss</text>"
+            f"<text x='{left + plot_w / 2:.1f}' y='{height - 3}' text-anchor='middle' {label}>step</text>")
     epochs = ", ".join(f"{v:.4f}" for v in epoch_losses[-10:])
     return (f"<svg class='lora-lab-loss' viewBox='0 0 {width} {height}' width='100%' height='{height}'>"
+            f"{axes}{''.join(ticks)}"
             f"<polyline fill='none' stroke='currentColor' stroke-opacity='0.3' points='{points(losses)}'/>"
             f"<polyline fill='none' stroke='var(--color-accent, #f97316)' stroke-width='2' "
             f"points='{points(smooth)}'/></svg>"
@@ -37,6 +59,9 @@ def status_html(status: dict[str, Any]) -> str:
         line += f" · loss {status['loss']:.4f}"
     if status.get("lr") is not None:
         line += f" · lr {status['lr']:.2e}"
+    eta = status.get("eta_seconds")
+    if state == "training" and eta is not None:
+        line += f" · ETA {eta / 60:.1f} min" if eta >= 90 else f" · ETA {eta:.0f} s"
     parts = [f"<div class='lora-lab-train-state lora-lab-train-{state}'>{line}</div>"]
     if status.get("message"):
         parts.append(f"<div>{html.escape(status['message'])}</div>")

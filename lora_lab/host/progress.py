@@ -49,6 +49,26 @@ def ctrl_c_sets(flag: InterruptEvent) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+class EtaClock:
+    """Time left, from the pace after the first report: the first step carries the warm-up (lazy
+    allocation, thread start, caches) and would inflate an estimate many times over. None until
+    a second report gives a pace."""
+
+    def __init__(self) -> None:
+        self._first: tuple[int, float] | None = None
+
+    def remaining(self, step: int, total: int, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        if self._first is None:
+            if step > 0:
+                self._first = (step, now)
+            return None
+        first_step, first_time = self._first
+        if step <= first_step:
+            return None
+        return (now - first_time) / (step - first_step) * max(0, total - step)
+
+
 class TerminalProgress:
     """A one-line progress bar with rate and ETA on a terminal stream."""
 
@@ -62,11 +82,14 @@ class TerminalProgress:
         self.last_image: Image.Image | None = None
         self._start = 0.0
         self._last_draw = 0.0
+        self._clock = EtaClock()
+        self._eta: float | None = None
 
     def begin(self, job: str, total: int) -> None:
         self.job, self.total, self.step, self.text = job, total, 0, ""
         self._start = time.monotonic()
         self._last_draw = 0.0
+        self._clock, self._eta = EtaClock(), None
 
     def update(self, step: int, total: int | None = None, text: str = "",
                image: Image.Image | None = None) -> None:
@@ -78,6 +101,7 @@ class TerminalProgress:
         if image is not None:
             self.last_image = image
         now = time.monotonic()
+        self._eta = self._clock.remaining(step, self.total, now)
         if now - self._last_draw >= self.min_interval or step >= self.total:
             self._last_draw = now
             self._draw(now)
@@ -93,9 +117,9 @@ class TerminalProgress:
         width = 24
         filled = int(width * done / total)
         elapsed = now - self._start
-        eta = elapsed / done * (total - done) if done else 0.0
+        eta = "    ?" if self._eta is None else f"{self._eta:5.1f}s"
         line = (f"\r{self.job}: [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                f"{elapsed:5.1f}s eta {eta:5.1f}s {self.text}")
+                f"{elapsed:5.1f}s eta {eta} {self.text}")
         self.stream.write(line[:160].ljust(80))
         self.stream.flush()
 

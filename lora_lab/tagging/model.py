@@ -29,6 +29,7 @@ CPU_PROVIDER = "CPUExecutionProvider"
 
 class TaggerError(RuntimeError):
     """A model that cannot be used, with the reason."""
+    refusal = True  # said to the person, not a bug (no traceback)
 
 
 @dataclass(frozen=True)

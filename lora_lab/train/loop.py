@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..dataset.atomic import write_atomic
+from ..host.progress import EtaClock
 from ..host.protocol import Host, ModelParts, PreviewRequest
 from .checkpointing import block_forwards
 from .config import TrainConfig, TrainConfigError
@@ -45,7 +46,7 @@ State = Literal["preparing", "caching", "training", "finished", "interrupted", "
 
 
 class TrainingBusy(RuntimeError):
-    pass
+    refusal = True  # said to the person, not a bug (no traceback)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class TrainStatus:
     error: str | None = None
     started_at: float = 0.0
     finished_at: float | None = None
+    eta_seconds: float | None = None  # from the pace after the first step (None until known)
     on_note: Callable[[str], None] | None = field(default=None, repr=False)  # e.g. the CLI prints them
 
     def add_note(self, text: str) -> None:
@@ -82,7 +84,8 @@ class TrainStatus:
                 "lr": self.lr, "loss_history": list(self.loss_history),
                 "epoch_losses": list(self.epoch_losses), "files": [str(f) for f in self.files],
                 "notes": list(self.notes), "message": self.message, "error": self.error,
-                "started_at": self.started_at, "finished_at": self.finished_at}
+                "started_at": self.started_at, "finished_at": self.finished_at,
+                "eta_seconds": self.eta_seconds}
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ class _Run:
             if config.train_text_encoder else FrozenTextCache(parts, self.clip_skip))
         self.latents = LatentCache()
         self.base_metadata: dict[str, str] = {}
+        self.eta_clock = EtaClock()
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -379,6 +383,7 @@ class _Run:
         status.loss = loss
         status.lr = float(optimizer.param_groups[0]["lr"])
         status.loss_history.append(loss)
+        status.eta_seconds = self.eta_clock.remaining(self.steps_done, self.total_steps)
         self.host.progress.update(self.steps_done, self.total_steps, text=self._progress_text())
 
     def _progress_text(self) -> str:

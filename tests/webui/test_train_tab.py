@@ -28,6 +28,8 @@ def test_train_tab_run_completes(webui, browser, tmp_path: Path) -> None:
     click_tab(browser, "lora_lab_tabs", "Train")
     for name, value in [("dataset_dir", str(folder.parent)), ("name", "t2tab")]:
         field(browser, f"lora_lab_train_{name}").send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_group_output .label-wrap").click()  # folded
+    wait.until(lambda d: field(d, "lora_lab_train_preview_every_n_epochs").is_displayed())
     for name, value in [("epochs", "1"), ("resolution", "64"), ("dim", "4"), ("alpha", "4"),
                         ("preview_every_n_epochs", "1")]:
         box = field(browser, f"lora_lab_train_{name}")
