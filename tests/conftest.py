@@ -27,8 +27,14 @@ def _one_torch_thread():
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    previous = os.environ.get("LORA_LAB_THREADS")
+    os.environ["LORA_LAB_THREADS"] = "1"  # the standalone host's thread tuner keeps to it too
     yield
     torch.set_num_threads(threads)
+    if previous is None:
+        os.environ.pop("LORA_LAB_THREADS", None)
+    else:
+        os.environ["LORA_LAB_THREADS"] = previous
 
 
 @pytest.fixture(scope="session")

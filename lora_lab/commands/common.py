@@ -17,6 +17,9 @@ def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) 
                              "(512 px, eps) or sd2-v (768-v, v-prediction)")
     parser.add_argument("--device", default=None,
                         help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available, else cpu)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads (default: the cores other processes leave free, re-checked "
+                             "every epoch)")
     parser.add_argument("--home", type=Path, default=None,
                         help="LoRA Lab folder for Lora/ and models/ (default: ~/lora_lab)")
 
@@ -29,4 +32,5 @@ def best_device() -> str:
 
 def host_from_args(args: argparse.Namespace) -> StandaloneHost:
     return StandaloneHost(checkpoint=args.checkpoint, config=args.model_config,
-                          family=args.family, device=args.device or best_device(), home=args.home)
+                          family=args.family, device=args.device or best_device(), home=args.home,
+                          threads=args.threads)

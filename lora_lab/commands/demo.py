@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                                    captions=False)
     print(f"dataset: {dataset}")
     checkpoint = build_tiny_model(out / "model")
-    host = StandaloneHost(checkpoint, home=out / "home", progress=TerminalProgress())
+    host = StandaloneHost(checkpoint, home=out / "home", progress=TerminalProgress(), threads=1)
     tagger = build_tiny_tagger(out / "tagger")
     tagged = tag_folder(host, dataset / f"4_{TRIGGER}", tagger,
                         TagRunOptions(tags=TagOptions(trigger=TRIGGER), mode="overwrite"))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .progress import InterruptEvent, ReentrantExclusive, TerminalProgress
+from .threads import ThreadTuner
 from .protocol import Family, HostInfo, ModelParts, PreviewRequest, ProgressSink
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class StandaloneHost:
 
     def __init__(self, checkpoint: Path | None = None, config: Path | None = None,
                  family: Family | None = None, device: str = "cpu", home: Path | None = None,
-                 progress: ProgressSink | None = None) -> None:
+                 progress: ProgressSink | None = None, threads: int | None = None) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.config = Path(config) if config else None
         self.family = family
@@ -47,6 +48,7 @@ class StandaloneHost:
         self._parts: ModelParts | None = None
         self._model: Any = None
         self._load_lock = threading.Lock()
+        self.threads = ThreadTuner(threads)  # CPU threads for the load on the machine (not in the WebUI)
 
     def info(self) -> HostInfo:
         family = self._parts.family if self._parts else self._configured_family()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..host.threads import usable_cpus
 from .labels import Labels, read_labels
 
 if TYPE_CHECKING:
@@ -78,13 +79,6 @@ def resolve_model(model: str | Path, models_dir: Path | None = None) -> Path:
         hint = (f"; models in {where}: {', '.join(known)}" if known
                 else f"; put a tagger folder ({MODEL_FILE} + {TAGS_FILE}) in {where}")
     raise TaggerError(f"no tagger model {str(model)!r}{hint}")
-
-
-def usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:

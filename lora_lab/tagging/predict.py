@@ -15,7 +15,8 @@ import numpy as np
 
 from ..dataset.images import ImageProblem
 from ..host.protocol import InterruptFlag
-from .model import Tagger, usable_cpus
+from ..host.threads import usable_cpus
+from .model import Tagger
 from .preprocess import load_model_input
 
 

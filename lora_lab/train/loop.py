@@ -328,6 +328,7 @@ class _Run:
         scheduler = make_scheduler(optimizer, config, self.total_steps)
         for epoch in range(1, config.epochs + 1):
             status.epoch = epoch
+            self._adjust_threads()
             batches = epoch_batches(self.dataset, config, self.rng)
             losses: list[float] = []
             for start in range(0, len(batches), config.grad_accum):
@@ -371,6 +372,13 @@ class _Run:
                               noise.to(self.device), timesteps, self.parts.parameterization,
                               config.min_snr_gamma)
         return loss.mean()
+
+    def _adjust_threads(self) -> None:
+        """On the CPU outside the WebUI: threads for the cores other processes leave free (the host
+        has a `threads` tuner); the WebUI's own setting is never touched."""
+        tuner = getattr(self.host, "threads", None)
+        if tuner is not None and self.device.type == "cpu":
+            tuner.adjust()
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.use_autocast:
