@@ -11,13 +11,21 @@ if TYPE_CHECKING:
     from PIL import Image
 
 
-def encode_prompts(parts: ModelParts, prompts: list[str]) -> torch.Tensor:
+def encode_prompts(parts: ModelParts, prompts: list[str], width: int = 512,
+                   height: int = 512) -> dict[str, torch.Tensor]:
+    """The UNet's conditioning keywords: `context` (SDXL also `y`, with the image size as original
+    and target size and no crop, as the WebUI generates)."""
     import torch
 
-    from .train.text import encode_text
+    from .train.text import encode_text, encode_sdxl_te1, encode_sdxl_te2, size_vector
 
     with torch.no_grad():
-        return encode_text(parts, prompts, parts.clip_skip)
+        if not parts.is_sdxl:
+            return {"context": encode_text(parts, prompts, parts.clip_skip)}
+        h2, pooled = encode_sdxl_te2(parts, prompts)
+        context = torch.cat([encode_sdxl_te1(parts, prompts), h2], dim=2)
+        size = torch.tensor([[height, width]] * len(prompts))
+        return {"context": context, "y": size_vector(parts, pooled, size, torch.zeros_like(size), size)}
 
 
 def decode_latents(parts: ModelParts, latents: torch.Tensor) -> list[Image.Image]:
@@ -44,7 +52,8 @@ def sample(parts: ModelParts, request: PreviewRequest) -> Image.Image:
     timesteps = torch.linspace(len(acp) - 1, 0, steps, dtype=torch.float64).round().long()
     sigmas = torch.cat([sigmas_all[timesteps], sigmas_all.new_zeros(1)])
 
-    cond = encode_prompts(parts, [request.negative_prompt, request.prompt])
+    cond = {k: v.to(parts.dtype) for k, v in
+            encode_prompts(parts, [request.negative_prompt, request.prompt], request.width, request.height).items()}
     gen = torch.Generator().manual_seed(int(request.seed))
     shape = (1, 4, request.height // 8, request.width // 8)
     x = torch.randn(shape, generator=gen, dtype=torch.float64) * sigmas[0]
@@ -54,7 +63,7 @@ def sample(parts: ModelParts, request: PreviewRequest) -> Image.Image:
             c_in = 1 / (sigma**2 + 1).sqrt()
             x_in = (x * c_in).to(parts.device, parts.dtype).repeat(2, 1, 1, 1)
             t_in = t.to(parts.device).repeat(2)
-            out = parts.unet(x_in, t_in, context=cond.to(parts.dtype)).to(torch.float64).cpu()
+            out = parts.unet(x_in, t_in, **cond).to(torch.float64).cpu()
             if parts.parameterization == "v":
                 # v = alpha*eps - sigma_vp*x0  ->  eps in the k-diffusion scaling
                 c_out = -sigma * c_in

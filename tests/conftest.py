@@ -144,3 +144,24 @@ def sgm(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip("no sgm: set LORA_LAB_WEBUI (bash dev/webui.sh DIR) or LORA_LAB_SGM, or provide "
                     f"{webui_sources()}/generative-models-*.tar.gz")
     return import_sgm(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_checkpoint(sgm, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SDXL model (sgm DiffusionEngine: CLIP-L-like + OpenCLIP text towers)."""
+    from pathlib import Path as _Path
+
+    from lora_lab.devtools.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-sdxl"), "sdxl", _Path(sgm.__file__).parents[1])
+
+
+@pytest.fixture(scope="session")
+def sdxl_host(tiny_sdxl_checkpoint: Path, sgm, tmp_path_factory: pytest.TempPathFactory):
+    from lora_lab.host.progress import RecordingProgress
+    from lora_lab.host.standalone import StandaloneHost
+
+    host = StandaloneHost(tiny_sdxl_checkpoint, home=tmp_path_factory.mktemp("lora-lab-home-sdxl"),
+                          progress=RecordingProgress(), sgm_root=Path(sgm.__file__).parents[1])
+    host.model_parts()
+    return host

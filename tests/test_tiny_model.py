@@ -36,7 +36,7 @@ def test_unet_output_is_non_zero_and_depends_on_the_prompt(standalone_host) -> N
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     from lora_lab.sampling import encode_prompts
 
-    cond = encode_prompts(parts, ["a photo of a cat", "a red house"])
+    cond = encode_prompts(parts, ["a photo of a cat", "a red house"])["context"]
     with torch.no_grad():
         out_cat = parts.unet(x, torch.tensor([500]), context=cond[:1])
         out_house = parts.unet(x, torch.tensor([500]), context=cond[1:])

@@ -58,6 +58,45 @@ def webui_module(mapping: dict[str, torch.nn.Module], kohya: str, sd2: bool = Fa
     return module
 
 
+_SDXL_TE2 = re.compile(r"lora_te2_text_model_encoder_layers_(\d+)_(.+)")
+
+
+def webui_sdxl_module(mapping: dict[str, torch.nn.Module], kohya: str) -> torch.nn.Module | None:
+    """The WebUI's SDXL lookup, in its order: the diffusers conversion (only its lora_te2 rule
+    applies to SDXL names), the name itself, `re_x_proj`, then 'lora_unet' -> 'diffusion_model' or
+    'lora_te1_text_model' -> '0_transformer_text_model'."""
+    key = kohya
+    m = _SDXL_TE2.fullmatch(kohya)
+    if m:
+        n, rest = m.groups()
+        rest = rest.replace("mlp_fc1", "mlp_c_fc") if "mlp_fc1" in rest else \
+            rest.replace("mlp_fc2", "mlp_c_proj") if "mlp_fc2" in rest else rest.replace("self_attn", "attn")
+        key = f"1_model_transformer_resblocks_{n}_{rest}"
+    module = mapping.get(key)
+    x = _X_PROJ.fullmatch(key)
+    if module is None and x:
+        module = mapping.get(x.group(1))
+    if module is None and "lora_unet" in kohya:
+        module = mapping.get(kohya.replace("lora_unet", "diffusion_model"))
+    elif module is None and "lora_te1_text_model" in kohya:
+        module = mapping.get(kohya.replace("lora_te1_text_model", "0_transformer_text_model"))
+    return module
+
+
+def webui_sdxl_layer_mapping(sgm_model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """`network_layer_mapping` for SDXL: each text embedder's modules as `{i}_{name}` (in the WebUI
+    they sit under the hijack's `.wrapped`, which is the sgm embedder itself), then the UNet's."""
+    mapping: dict[str, torch.nn.Module] = {}
+    for i, embedder in enumerate(sgm_model.conditioner.embedders):
+        embedder = getattr(embedder, "wrapped", embedder)
+        if not hasattr(embedder, "transformer") and not hasattr(embedder, "model"):
+            continue  # the size embedders: the WebUI skips them (no .wrapped)
+        for name, module in embedder.named_modules():
+            mapping[f"{i}_{name.replace('.', '_')}"] = module
+    mapping.update({n.replace(".", "_"): m for n, m in sgm_model.model.named_modules()})
+    return mapping
+
+
 def webui_layer_mapping(ldm_model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """`network_layer_mapping` as the WebUI builds it for SD1/SD2 (`.` -> `_`)."""
     mapping = {n.replace(".", "_"): m for n, m in ldm_model.cond_stage_model.named_modules()}
@@ -74,13 +113,13 @@ def modules_in_file(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, tor
 
 
 def merge_the_webui_way(ldm_model: torch.nn.Module, tensors: dict[str, torch.Tensor],
-                        sd2: bool = False) -> None:
+                        sd2: bool = False, sdxl: bool = False) -> None:
     """weight += up @ down * alpha / dim (network_lora.calc_updown + finalize_updown); for an
     OpenCLIP attention, q/k/v go into the chunks of `in_proj_weight` and out into `out_proj`."""
-    mapping = webui_layer_mapping(ldm_model)
+    mapping = webui_sdxl_layer_mapping(ldm_model) if sdxl else webui_layer_mapping(ldm_model)
     with torch.no_grad():
         for name, parts in modules_in_file(tensors).items():
-            module = webui_module(mapping, name, sd2)
+            module = webui_sdxl_module(mapping, name) if sdxl else webui_module(mapping, name, sd2)
             assert module is not None, name
             up, down = parts["lora_up.weight"].float(), parts["lora_down.weight"].float()
             scale = float(parts["alpha"]) / down.shape[0]

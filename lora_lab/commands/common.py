@@ -9,12 +9,16 @@ from ..host.standalone import StandaloneHost
 
 def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
     parser.add_argument("--checkpoint", type=Path, required=required,
-                        help="SD1/SD2 checkpoint (.safetensors or .ckpt); a .yaml beside it is used")
+                        help="SD1/SD2/SDXL checkpoint (.safetensors or .ckpt); a .yaml beside it is used")
     parser.add_argument("--model-config", type=Path, default=None,
                         help="LDM yaml config (default: beside the checkpoint, else --family's)")
-    parser.add_argument("--family", choices=["sd1", "sd2", "sd2-v"], default=None,
+    parser.add_argument("--family", choices=["sd1", "sd2", "sd2-v", "sdxl"], default=None,
                         help="model kind when no yaml is beside the checkpoint: sd1 (default), sd2 "
-                             "(512 px, eps) or sd2-v (768-v, v-prediction)")
+                             "(512 px, eps), sd2-v (768-v, v-prediction) or sdxl (found from the file "
+                             "itself too)")
+    parser.add_argument("--sgm", type=Path, default=None, metavar="DIR",
+                        help="SDXL: a WebUI folder (its repositories/generative-models) or a "
+                             "generative-models checkout (default: $LORA_LAB_SGM, $LORA_LAB_WEBUI)")
     parser.add_argument("--device", default=None,
                         help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available, else cpu)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
@@ -33,4 +37,4 @@ def best_device() -> str:
 def host_from_args(args: argparse.Namespace) -> StandaloneHost:
     return StandaloneHost(checkpoint=args.checkpoint, config=args.model_config,
                           family=args.family, device=args.device or best_device(), home=args.home,
-                          threads=args.threads)
+                          threads=args.threads, sgm_root=args.sgm)

@@ -21,6 +21,7 @@ from ..host.protocol import Family
 SEED = 20240611
 OPEN_CLIP_ARCH = "ViT-S-32-alt"
 _OPEN_CLIP_WIDTH = 256
+_TINY_CLIP_WIDTH = 64
 
 
 def model_name(family: Family) -> str:
@@ -30,7 +31,27 @@ def model_name(family: Family) -> str:
 NAME = model_name("sd1")
 
 
+def tiny_sdxl_config(clip_folder: Path) -> dict[str, Any]:
+    """SDXL's layout (3 levels, attention at the lower two, context = CLIP-L ⊕ OpenCLIP widths,
+    vector = pooled ⊕ 3 × 2 × 256 size embeddings) at toy widths; CLIP-L read at hidden state 1 of
+    its 2 layers, as SDXL reads 11 of 12."""
+    cfg = family_config("sdxl")
+    params = cfg["model"]["params"]
+    params["network_config"]["params"].update({
+        "model_channels": 32, "channel_mult": [1, 2, 2], "num_head_channels": 16,
+        "transformer_depth": [1, 1, 2], "context_dim": _TINY_CLIP_WIDTH + _OPEN_CLIP_WIDTH,
+        "adm_in_channels": _OPEN_CLIP_WIDTH + 3 * 2 * 256})
+    te1, te2 = params["conditioner_config"]["params"]["emb_models"][:2]
+    te1["params"].update({"version": str(clip_folder), "layer_idx": 1})
+    te2["params"].update({"arch": OPEN_CLIP_ARCH, "version": None})
+    params["first_stage_config"]["params"]["ddconfig"].update({"ch": 32, "ch_mult": [1, 1, 2, 2]})
+    return cfg
+
+
 def tiny_config(clip_folder: Path | None, family: Family = "sd1") -> dict[str, Any]:
+    if family == "sdxl":
+        assert clip_folder is not None
+        return tiny_sdxl_config(clip_folder)
     cfg = family_config(family)
     params = cfg["model"]["params"]
     unet = params["unet_config"]["params"]
@@ -59,9 +80,10 @@ def _reinit(model: Any) -> None:
                 module.bias.copy_(0.1 * torch.randn_like(module.bias))
 
 
-def build_tiny_model(out_dir: Path, family: Family = "sd1") -> Path:
-    """Write `tiny-<family>.safetensors` and `.yaml` (SD1 also `tiny-sd1-clip/`, its tokenizer
-    folder) into out_dir; returns the checkpoint path. Same out_dir and family -> same bytes."""
+def build_tiny_model(out_dir: Path, family: Family = "sd1", sgm_root: Path | None = None) -> Path:
+    """Write `tiny-<family>.safetensors` and `.yaml` (SD1 and SDXL also `tiny-<family>-clip/`, the
+    CLIP tokenizer folder) into out_dir; returns the checkpoint path. Same out_dir and family -> same
+    bytes. SDXL needs `sgm` (`sgm_root`, else LORA_LAB_SGM / LORA_LAB_WEBUI)."""
     import torch
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
@@ -73,19 +95,25 @@ def build_tiny_model(out_dir: Path, family: Family = "sd1") -> Path:
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_folder = None
-    if family == "sd1":
-        clip_folder = write_clip_folder(out_dir / f"{name}-clip", text_config(64, 128, 2, 2, 64))
+    if family in ("sd1", "sdxl"):
+        clip_folder = write_clip_folder(out_dir / f"{name}-clip",
+                                        text_config(_TINY_CLIP_WIDTH, 128, 2, 2, _TINY_CLIP_WIDTH))
     cfg = tiny_config(clip_folder, family)
     (out_dir / f"{name}.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), encoding="utf-8")
-
-    import_ldm()
-    from ldm.util import instantiate_from_config
 
     rng_state = torch.get_rng_state()
     torch.manual_seed(SEED)
     try:
-        with _offline_clip(), _open_clip_without_downloads(), quiet():
-            model = instantiate_from_config(cfg["model"])
+        if family == "sdxl":
+            from ..host.sgm_loader import build_sgm
+
+            model = build_sgm(cfg, sgm_root)
+        else:
+            import_ldm()
+            from ldm.util import instantiate_from_config
+
+            with _offline_clip(), _open_clip_without_downloads(), quiet():
+                model = instantiate_from_config(cfg["model"])
         _reinit(model)
     finally:
         torch.set_rng_state(rng_state)

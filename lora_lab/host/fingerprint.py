@@ -33,5 +33,7 @@ def parts_fingerprint(parts: Any) -> dict[str, Any]:
     import torch
 
     # a ModuleDict only refers to the modules; they are not changed by being listed in it
-    return model_fingerprint(torch.nn.ModuleDict(
-        {"unet": parts.unet, "text_encoder": parts.text_encoder, "vae": parts.vae}))
+    models = {"unet": parts.unet, "text_encoder": parts.text_encoder, "vae": parts.vae}
+    if getattr(parts, "text_encoder_2", None) is not None:  # SDXL's OpenCLIP bigG
+        models["text_encoder_2"] = parts.text_encoder_2
+    return model_fingerprint(torch.nn.ModuleDict(models))

@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-Family = Literal["sd1", "sd2", "sd2-v"]
+Family = Literal["sd1", "sd2", "sd2-v", "sdxl"]
 Parameterization = Literal["eps", "v"]
 
 
 @dataclass
 class ModelParts:
-    """The pieces of a loaded SD1/SD2 model the core works with.
+    """The pieces of a loaded SD1/SD2/SDXL model the core works with.
 
     `unet(x, timesteps, context)` predicts noise (eps) or velocity (v); `vae` is ldm's
     `AutoencoderKL`. SD1: `text_encoder` is the HF `CLIPTextModel` and `tokenizer` its
@@ -42,6 +42,18 @@ class ModelParts:
     checkpoint_name: str
     clip_skip: int = 1
     checkpoint_sha256: str | None = None  # of the checkpoint file, when the host knows it
+    # SDXL (sgm DiffusionEngine): `text_encoder`/`tokenizer` are CLIP ViT-L (HF) read at hidden
+    # state `te1_hidden_index` (no final norm); `text_encoder_2`/`tokenizer_2` are OpenCLIP bigG and
+    # `open_clip.tokenize`; `size_embedders` are the conditioner's three parameter-free Fourier
+    # embedders (original size, crop top-left, target size). The UNet then also takes `y`.
+    text_encoder_2: torch.nn.Module | None = None
+    tokenizer_2: Any = None
+    te1_hidden_index: int = 11
+    size_embedders: list[torch.nn.Module] | None = None
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family == "sdxl"
 
 
 @dataclass(frozen=True)

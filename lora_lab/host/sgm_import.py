@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 import types
+import warnings
 from pathlib import Path
 
 from .ldm_import import MissingDependency, _import_lightning_first, _stand_ins, import_open_clip, quiet
@@ -75,6 +76,8 @@ def import_sgm(root: Path | None = None) -> types.ModuleType:
                 importlib.import_module(name)
     finally:
         sys.path.remove(str(root))
+    # sgm's attention enters torch.backends.cuda.sdp_kernel() on every call, which now warns
+    warnings.filterwarnings("ignore", message=".*sdp_kernel.*", category=FutureWarning)
     if not str(Path(sgm.__file__).resolve()).startswith(str(root)):
         raise SgmUnavailable(f"`import sgm` found {sgm.__file__}, not the one in {root}")
     return sgm

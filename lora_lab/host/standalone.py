@@ -36,7 +36,8 @@ class StandaloneHost:
 
     def __init__(self, checkpoint: Path | None = None, config: Path | None = None,
                  family: Family | None = None, device: str = "cpu", home: Path | None = None,
-                 progress: ProgressSink | None = None, threads: int | None = None) -> None:
+                 progress: ProgressSink | None = None, threads: int | None = None,
+                 sgm_root: Path | None = None) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.config = Path(config) if config else None
         self.family = family
@@ -49,6 +50,7 @@ class StandaloneHost:
         self._model: Any = None
         self._load_lock = threading.Lock()
         self.threads = ThreadTuner(threads)  # CPU threads for the load on the machine (not in the WebUI)
+        self.sgm_root = Path(sgm_root) if sgm_root else None  # SDXL: generative-models (or a WebUI's)
 
     def info(self) -> HostInfo:
         family = self._parts.family if self._parts else self._configured_family()
@@ -78,10 +80,18 @@ class StandaloneHost:
             if self._parts is None:
                 if self.checkpoint is None:
                     raise RuntimeError("no checkpoint: start with --checkpoint PATH")
-                from .ldm_loader import load_ldm, parts_from_ldm
+                from .families import family_of
+                from .ldm_loader import load_ldm, parts_from_ldm, resolve_config
 
-                self._model, family = load_ldm(self.checkpoint, self.config, self.family, self.device)
-                self._parts = parts_from_ldm(self._model, family, self.checkpoint.stem)
+                cfg = resolve_config(self.checkpoint, self.config, self.family)
+                if family_of(cfg) == "sdxl":
+                    from .sgm_loader import load_sgm, parts_from_sgm
+
+                    self._model = load_sgm(self.checkpoint, cfg, self.device, self.sgm_root)
+                    self._parts = parts_from_sgm(self._model, self.checkpoint.stem)
+                else:
+                    self._model, family = load_ldm(self.checkpoint, self.config, self.family, self.device)
+                    self._parts = parts_from_ldm(self._model, family, self.checkpoint.stem)
                 self._parts.checkpoint_sha256 = file_sha256(self.checkpoint)
             return self._parts
 

@@ -46,7 +46,8 @@ class TrainConfig:
 
     # optimisation
     unet_lr: float = 1e-4
-    te_lr: float = 5e-5  # 0: UNet only (text-encoder outputs are then cached)
+    te_lr: float = 5e-5  # 0: UNet only (text-encoder outputs are then cached); SDXL: CLIP-L (TE1)
+    te2_lr: float | None = None  # SDXL's OpenCLIP bigG (TE2); None: te_lr
     optimizer: str = "adamw"
     weight_decay: float = 1e-2
     scheduler: Scheduler = "constant"
@@ -78,6 +79,10 @@ class TrainConfig:
     flip: bool = False
     cache_latents_to_disk: bool = False
     clip_skip: int | None = None  # None: the host's setting
+    # SDXL's size conditioning: "real" = the image's own size and crop offset, bucket as target
+    # (kohya sd-scripts, most published SDXL LoRAs); "bucket" = bucket size and a zero crop for all
+    # three (what the WebUI feeds when it generates)
+    size_conditioning: Literal["real", "bucket"] = "real"
 
     # output
     save_every_n_epochs: int = 1
@@ -114,6 +119,10 @@ class TrainConfig:
     def train_text_encoder(self) -> bool:
         return self.te_lr > 0
 
+    @property
+    def effective_te2_lr(self) -> float:
+        return self.te_lr if self.te2_lr is None else self.te2_lr
+
     def problems(self) -> list[str]:
         """Everything wrong with the values themselves (no file system or model access)."""
         p: list[str] = []
@@ -133,9 +142,13 @@ class TrainConfig:
             value = getattr(self, key)
             if not 0 <= value < 1:
                 p.append(f"{key} must be in [0, 1) (got {value})")
+        if self.te2_lr is not None and self.te2_lr < 0:
+            p.append(f"te2_lr must be >= 0 (got {self.te2_lr})")
+        if self.size_conditioning not in ("real", "bucket"):
+            p.append(f"size_conditioning {self.size_conditioning!r}: choose real or bucket")
         if self.unet_lr < 0 or self.te_lr < 0:
             p.append(f"learning rates must be >= 0 (got unet {self.unet_lr}, text encoder {self.te_lr})")
-        elif self.unet_lr == 0 and self.te_lr == 0:
+        elif self.unet_lr == 0 and self.te_lr == 0 and not self.te2_lr:
             p.append("both learning rates are 0: nothing would be trained")
         if self.optimizer not in OPTIMIZERS:
             p.append(f"optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")

@@ -37,10 +37,23 @@ class Item:
     caption: str  # the caption a draw starts from (trigger first when asked), before shuffling
     items: list[str]  # `caption` split into tags (a sentence is one item)
     fixed: int  # leading items that never move or drop out
+    size: Size = (0, 0)  # the image's own (width, height), EXIF rotation applied
 
     @property
     def bucket(self) -> Size:
         return self.fit.bucket
+
+    def size_condition(self, flip: bool, mode: str) -> tuple[Size, Size, Size]:
+        """SDXL's (original size, crop top-left, target size), each height first. "real": the
+        image's own size and where the bucket was cut from the resized image (mirrored when
+        flipped), as kohya sd-scripts trains; "bucket": the bucket for both sizes and no crop."""
+        bucket_hw = (self.bucket[1], self.bucket[0])
+        if mode == "bucket" or self.size == (0, 0):
+            return bucket_hw, (0, 0), bucket_hw
+        left, top, right, _ = self.fit.crop_box()
+        if flip:
+            left = self.fit.resized[0] - right
+        return (self.size[1], self.size[0]), (top, left), bucket_hw
 
 
 @dataclass
@@ -172,7 +185,8 @@ def load_dataset(config: TrainConfig) -> Dataset:
             parsed, fixed = _fixed_count(parsed, config.keep_tokens)
             fit = grid.fit(info.width, info.height) if grid else \
                 _square_fit(info.width, info.height, config.resolution)
-            items.append(Item(len(items), path, subset, fit, ", ".join(parsed), parsed, fixed))
+            items.append(Item(len(items), path, subset, fit, ", ".join(parsed), parsed, fixed,
+                              (info.width, info.height)))
     if problems:
         raise TrainConfigError(problems)
     if not items:

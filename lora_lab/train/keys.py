@@ -1,7 +1,8 @@
 """Which modules a LoRA wraps, and the names sd-scripts gives them in a file.
 
 SD1/SD2 UNet modules get diffusers-style kohya names (`lora_unet_down_blocks_0_attentions_0_…`),
-which the WebUI's Lora loader converts back with SD1 block arithmetic; text-encoder modules get
+which the WebUI's Lora loader converts back with SD1 block arithmetic; SDXL's keep their module
+path (`lora_unet_input_blocks_4_1_…`), and its text encoders are `lora_te1_`/`lora_te2_`. Text-encoder modules get
 HF CLIP names (`lora_te_text_model_encoder_layers_0_self_attn_q_proj`), also for SD2's OpenCLIP,
 whose fused `nn.MultiheadAttention` becomes four targets (q/k/v slices of `in_proj_weight` and
 `out_proj`) that the WebUI maps back onto the one module.
@@ -16,6 +17,7 @@ import torch
 
 UNET_PREFIX = "lora_unet_"
 TE_PREFIX = "lora_te_"
+TE1_PREFIX, TE2_PREFIX = "lora_te1_", "lora_te2_"  # SDXL: CLIP ViT-L, OpenCLIP bigG
 
 Kind = Literal["linear", "conv"]  # "linear": Linear or 1x1 conv at `dim`; "conv": 3x3 conv at `conv_dim`
 
@@ -43,6 +45,7 @@ class Target:
     kind: Kind
     is_te: bool
     part: str | None = None  # "q", "k", "v" or "out" when `module` is an nn.MultiheadAttention
+    encoder: int = 0  # 0: UNet; 1: the (first) text encoder; 2: SDXL's second (OpenCLIP bigG)
 
     def weight_shape(self) -> tuple[int, ...]:
         if self.part is None:
@@ -104,10 +107,14 @@ def _check_unet_layout(unet: torch.nn.Module) -> None:
                           "blocks); LoRA Lab cannot name its LoRA layers the way the WebUI loads them")
 
 
-def unet_targets(unet: torch.nn.Module, conv: bool) -> list[Target]:
+def unet_targets(unet: torch.nn.Module, conv: bool, compvis: bool = False) -> list[Target]:
     """Linear and 1x1-conv layers inside the transformer blocks; with `conv`, also the layers of
-    ResBlocks and down/upsamplers (3x3 convs become "conv" targets), as sd-scripts selects them."""
-    _check_unet_layout(unet)
+    ResBlocks and down/upsamplers (3x3 convs become "conv" targets), as sd-scripts selects them.
+
+    `compvis`: SDXL's names, the module path itself (`lora_unet_input_blocks_4_1_…`), which the
+    WebUI maps without block arithmetic; otherwise SD1/SD2's diffusers-style names."""
+    if not compvis:
+        _check_unet_layout(unet)
     targets: list[Target] = []
     for block_path, block in unet.named_modules():
         block_class = type(block).__name__
@@ -124,21 +131,24 @@ def unet_targets(unet: torch.nn.Module, conv: bool) -> list[Target]:
             else:
                 kind = "conv"
             path = f"{block_path}.{sub_path}"
-            targets.append(Target(unet_kohya_name(path, block_class), path, module, kind, False))
+            name = UNET_PREFIX + path.replace(".", "_") if compvis else unet_kohya_name(path, block_class)
+            targets.append(Target(name, path, module, kind, False))
     return targets
 
 
-def te_targets(text_encoder: torch.nn.Module, clip_skip: int = 1) -> list[Target]:
+def te_targets(text_encoder: torch.nn.Module, clip_skip: int = 1, prefix: str = TE_PREFIX,
+               encoder: int = 1, used: int | None = None) -> list[Target]:
     """The Linear layers of every CLIP attention and MLP block that runs at this clip skip (the
-    layers after it never touch the output): HF `CLIPTextModel` (SD1) or OpenCLIP's text
-    transformer (SD2)."""
+    layers after it never touch the output; `used` overrides the count): HF `CLIPTextModel` (SD1,
+    SDXL's first) or OpenCLIP's text transformer (SD2, SDXL's second). `prefix`: lora_te_ (SD1/SD2),
+    lora_te1_/lora_te2_ (SDXL)."""
     resblocks = getattr(getattr(text_encoder, "transformer", None), "resblocks", None)
     if resblocks is not None:
-        targets, layers = _open_clip_targets(resblocks), len(resblocks)
+        targets, layers = _open_clip_targets(resblocks, prefix, encoder), len(resblocks)
     else:
-        targets = _hf_clip_targets(text_encoder)
+        targets = _hf_clip_targets(text_encoder, prefix, encoder)
         layers = text_encoder.config.num_hidden_layers
-    used = layers_used(layers, clip_skip)
+    used = layers_used(layers, clip_skip) if used is None else used
     return [t for t in targets if int(_TE_LAYER.search(t.name).group(1)) < used]  # type: ignore[union-attr]
 
 
@@ -150,7 +160,7 @@ def layers_used(layers: int, clip_skip: int) -> int:
 _TE_LAYER = re.compile(r"_layers_(\d+)_")
 
 
-def _hf_clip_targets(text_encoder: torch.nn.Module) -> list[Target]:
+def _hf_clip_targets(text_encoder: torch.nn.Module, prefix: str, encoder: int) -> list[Target]:
     targets: list[Target] = []
     for block_path, block in text_encoder.named_modules():
         if type(block).__name__ not in _TE_BLOCKS:
@@ -158,7 +168,8 @@ def _hf_clip_targets(text_encoder: torch.nn.Module) -> list[Target]:
         for sub_path, module in block.named_children():
             if isinstance(module, torch.nn.Linear):
                 path = f"{block_path}.{sub_path}"
-                targets.append(Target(TE_PREFIX + path.replace(".", "_"), path, module, "linear", True))
+                targets.append(Target(prefix + path.replace(".", "_"), path, module, "linear", True,
+                                      encoder=encoder))
     if not targets:
         raise LayoutError("the text encoder is not a Hugging Face CLIPTextModel; train the UNet "
                           "only (text-encoder learning rate 0)")
@@ -168,7 +179,7 @@ def _hf_clip_targets(text_encoder: torch.nn.Module) -> list[Target]:
 _MHA_PARTS = ("q", "k", "v", "out")
 
 
-def _open_clip_targets(resblocks: torch.nn.ModuleList) -> list[Target]:
+def _open_clip_targets(resblocks: torch.nn.ModuleList, prefix: str, encoder: int) -> list[Target]:
     """Per OpenCLIP residual block: its attention as q/k/v/out and its MLP's c_fc/c_proj, named the
     way sd-scripts names SD2's text encoder (HF CLIP names)."""
     targets: list[Target] = []
@@ -178,11 +189,11 @@ def _open_clip_targets(resblocks: torch.nn.ModuleList) -> list[Target]:
                 or attn.bias_k is not None or attn.add_zero_attn:
             raise LayoutError(f"OpenCLIP block {i} has an attention LoRA Lab cannot adapt; train the "
                               "UNet only (text-encoder learning rate 0)")
-        stem = f"{TE_PREFIX}text_model_encoder_layers_{i}_"
+        stem = f"{prefix}text_model_encoder_layers_{i}_"
         for part in _MHA_PARTS:
             targets.append(Target(f"{stem}self_attn_{part}_proj", f"transformer.resblocks.{i}.attn",
-                                  attn, "linear", True, part))
+                                  attn, "linear", True, part, encoder))
         for sub, name in (("c_fc", "fc1"), ("c_proj", "fc2")):
             targets.append(Target(f"{stem}mlp_{name}", f"transformer.resblocks.{i}.mlp.{sub}",
-                                  getattr(block.mlp, sub), "linear", True))
+                                  getattr(block.mlp, sub), "linear", True, encoder=encoder))
     return targets

@@ -6,7 +6,9 @@ VAE weights, so a changed image or another VAE never reuses a stale latent.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +63,47 @@ class LatentCache:
         return torch.stack([self.latents[k] for k in keys]).to(device)
 
 
+def posterior(vae: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the VAE's latent distribution, in fp32. sgm's SDXL wrapper `encode()`s
+    straight to a sample, so its distribution is read from the encoder and quant_conv (the same
+    computation as ldm's DiagonalGaussianDistribution)."""
+    if hasattr(vae, "regularization"):
+        mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(pixels)), 2, dim=1)
+        return mean.float(), torch.exp(0.5 * torch.clamp(logvar.float(), -30.0, 20.0))
+    dist = vae.encode(pixels)
+    return dist.mean.float(), dist.std.float()
+
+
+@contextlib.contextmanager
+def vae_in_fp32(vae: torch.nn.Module, needed: bool) -> Iterator[None]:
+    """SDXL's VAE overflows in fp16: cast it up for caching, then back (fp16 -> fp32 -> fp16 is
+    exact, and the same Parameter objects keep their data)."""
+    dtype = next(vae.parameters()).dtype
+    if not needed or dtype != torch.float16:
+        yield
+        return
+    vae.float()
+    try:
+        yield
+    finally:
+        vae.to(dtype)
+
+
 def encode_latents(parts: ModelParts, dataset: Dataset, flip: bool, seed: int, to_disk: bool,
                    progress: ProgressSink, interrupt: InterruptFlag) -> LatentCache:
     """Encode every (image, flip) once. Sampled from the VAE's posterior with a per-image generator
     (reproducible, and the host's global RNG is left alone)."""
+    cache = LatentCache()
+    vae = parts.vae
+    with vae_in_fp32(vae, parts.is_sdxl):
+        _encode_all(parts, dataset, flip, seed, to_disk, progress, interrupt, cache)
+    return cache
+
+
+def _encode_all(parts: ModelParts, dataset: Dataset, flip: bool, seed: int, to_disk: bool,
+                progress: ProgressSink, interrupt: InterruptFlag, cache: LatentCache) -> None:
     from safetensors.torch import load_file, save_file
 
-    cache = LatentCache()
     vae = parts.vae
     first = next(vae.parameters())
     fingerprint = vae_fingerprint(vae) if to_disk else ""
@@ -92,8 +128,7 @@ def encode_latents(parts: ModelParts, dataset: Dataset, flip: bool, seed: int, t
                 chunk = entries[start:start + ENCODE_BATCH]
                 pixels = torch.stack([image_tensor(item, f) for item, f, _ in chunk])
                 with torch.no_grad():
-                    posterior = vae.encode(pixels.to(first.device, first.dtype))
-                    mean, std = posterior.mean.float(), posterior.std.float()
+                    mean, std = posterior(vae, pixels.to(first.device, first.dtype))
                 for i, (item, f, path) in enumerate(chunk):
                     generator = torch.Generator().manual_seed(seed * 100_003 + item.index * 2 + f)
                     noise = torch.randn(mean.shape[1:], generator=generator).to(mean.device)
@@ -108,4 +143,3 @@ def encode_latents(parts: ModelParts, dataset: Dataset, flip: bool, seed: int, t
                 progress.update(done, len(wanted), text=f"latents {done}/{len(wanted)}")
     finally:
         progress.end()
-    return cache

@@ -32,13 +32,13 @@ from .checkpointing import block_forwards
 from .config import TrainConfig, TrainConfigError
 from .data import Dataset, Draw, epoch_batches, load_dataset, process_caption
 from .guard import frozen
-from .keys import LayoutError, te_targets, unet_targets
+from .keys import TE1_PREFIX, TE2_PREFIX, LayoutError, te_targets, unet_targets
 from .latents import Interrupted, LatentCache, encode_latents
 from .network import LoRANetwork, inject
 from .optim import make_optimizer, make_scheduler
 from .save import SAVE_DTYPES, card_sidecar, epoch_metadata, file_name, output_dir_problems, \
     read_resume_file, resume_problems, run_metadata, save_lora, write_json
-from .text import FrozenTextCache, encode_text
+from .text import FrozenTextCache, SdxlText, encode_text, size_vector
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def last_status() -> TrainStatus | None:
 
 
 def diffusion_loss(unet: torch.nn.Module, alphas_cumprod: torch.Tensor, latents: torch.Tensor,
-                   cond: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                   cond: torch.Tensor | dict[str, torch.Tensor], noise: torch.Tensor, timesteps: torch.Tensor,
                    parameterization: str, min_snr_gamma: float = 0.0) -> torch.Tensor:
     """Per-sample fp32 MSE of the UNet's eps or v prediction at the given noise and timesteps
     (DDPM forward process from `alphas_cumprod`), with min-SNR-γ weights when γ > 0."""
@@ -118,7 +118,8 @@ def diffusion_loss(unet: torch.nn.Module, alphas_cumprod: torch.Tensor, latents:
     s = (1 - acp).sqrt().view(-1, 1, 1, 1)
     noisy = a * latents + s * noise
     target = noise if parameterization == "eps" else a * noise - s * latents
-    pred = unet(noisy, timesteps.to(latents.device), context=cond)
+    kwargs = cond if isinstance(cond, dict) else {"context": cond}  # SDXL: context and y
+    pred = unet(noisy, timesteps.to(latents.device), **kwargs)
     loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if min_snr_gamma > 0:
         snr = acp / (1 - acp)
@@ -203,11 +204,21 @@ def _build_network(parts: ModelParts, config: TrainConfig) -> LoRANetwork:
         raise TrainConfigError([f"the model's weights are {parts.dtype} on the CPU; CPU training "
                                 "needs fp32 weights"])
     try:
-        targets = unet_targets(parts.unet, conv=config.conv_dim > 0) if config.unet_lr > 0 else []
-        if config.train_text_encoder:
+        targets = unet_targets(parts.unet, conv=config.conv_dim > 0, compvis=parts.is_sdxl) \
+            if config.unet_lr > 0 else []
+        if parts.is_sdxl:
+            assert parts.text_encoder_2 is not None
+            if config.train_text_encoder:  # CLIP-L: only the layers its hidden state passes through
+                targets += te_targets(parts.text_encoder, prefix=TE1_PREFIX, encoder=1,
+                                      used=parts.te1_hidden_index)
+            if config.effective_te2_lr > 0:  # bigG: every layer (the pooled output reads the last)
+                targets += te_targets(parts.text_encoder_2, prefix=TE2_PREFIX, encoder=2, used=10**6)
+        elif config.train_text_encoder:
             targets += te_targets(parts.text_encoder, effective_clip_skip(parts, config))
     except LayoutError as e:
         raise TrainConfigError([str(e)]) from None
+    if not targets:
+        raise TrainConfigError(["nothing to train: every learning rate that applies to this model is 0"])
     return LoRANetwork(targets, config.dim, config.alpha, config.conv_dim,
                        config.effective_conv_alpha, parts.device, config.seed,
                        config.network_dropout, config.rank_dropout, config.module_dropout)
@@ -248,9 +259,13 @@ class _Run:
         self.final_saved = False
         self.session_id = secrets.randbits(31)
         self.triggers = list(dict.fromkeys(s.trigger for s in dataset.subsets if s.trigger))
-        self.text: Callable[[list[str]], torch.Tensor] = (
-            (lambda captions: encode_text(parts, captions, self.clip_skip))
-            if config.train_text_encoder else FrozenTextCache(parts, self.clip_skip))
+        self.text: Callable[[list[str]], Any]
+        if parts.is_sdxl:
+            self.text = SdxlText(parts, config.train_text_encoder, config.effective_te2_lr > 0)
+        elif config.train_text_encoder:
+            self.text = lambda captions: encode_text(parts, captions, self.clip_skip)
+        else:
+            self.text = FrozenTextCache(parts, self.clip_skip)
         self.latents = LatentCache()
         self.base_metadata: dict[str, str] = {}
         self.eta_clock = EtaClock()
@@ -316,7 +331,8 @@ class _Run:
     @contextlib.contextmanager
     def _model_prepared(self) -> Iterator[None]:
         parts = self.parts
-        with frozen(parts.unet, parts.text_encoder, parts.vae), inject(self.network), \
+        models = [m for m in (parts.unet, parts.text_encoder, parts.text_encoder_2, parts.vae) if m is not None]
+        with frozen(*models), inject(self.network), \
                 block_forwards(parts.unet, self.config.gradient_checkpointing), \
                 torch.enable_grad():
             self.network.train()
@@ -324,7 +340,8 @@ class _Run:
 
     def _epochs(self) -> None:
         config, status = self.config, self.status
-        optimizer = make_optimizer(self.network.parameter_groups(config.unet_lr, config.te_lr), config)
+        optimizer = make_optimizer(self.network.parameter_groups(config.unet_lr, config.te_lr, config.te2_lr),
+                                   config)
         scheduler = make_scheduler(optimizer, config, self.total_steps)
         for epoch in range(1, config.epochs + 1):
             status.epoch = epoch
@@ -367,11 +384,21 @@ class _Run:
                                                        generator=self.generator)
         timesteps = torch.randint(0, len(self.alphas_cumprod), (latents.shape[0],),
                                   generator=self.generator)
-        cond = self.text(captions)
+        cond = self._conditioning(batch, captions)
         loss = diffusion_loss(self.parts.unet, self.alphas_cumprod, latents, cond,
                               noise.to(self.device), timesteps, self.parts.parameterization,
                               config.min_snr_gamma)
         return loss.mean()
+
+    def _conditioning(self, batch: list[Draw], captions: list[str]) -> Any:
+        """SD1/SD2: the text encoder's output. SDXL: {"context": CLIP-L ⊕ bigG hidden states,
+        "y": bigG pooled ⊕ size embeddings of each draw (size_conditioning decides which sizes)}."""
+        if not self.parts.is_sdxl:
+            return self.text(captions)
+        context, pooled = self.text(captions)
+        sizes = [d.item.size_condition(d.flip, self.config.size_conditioning) for d in batch]
+        original, crop, target = (torch.tensor([s[i] for s in sizes]) for i in range(3))
+        return {"context": context, "y": size_vector(self.parts, pooled, original, crop, target)}
 
     def _adjust_threads(self) -> None:
         """On the CPU outside the WebUI: threads for the cores other processes leave free (the host

@@ -30,6 +30,7 @@ class LoRAModule(torch.nn.Module):
         super().__init__()
         base = target.module
         self.is_te = target.is_te
+        self.encoder = target.encoder
         self.dim = dim
         self.is_conv = isinstance(base, torch.nn.Conv2d)
         shape = target.weight_shape()
@@ -109,12 +110,16 @@ class LoRANetwork(torch.nn.Module):
         for lora in self.loras.values():
             lora.multiplier = multiplier
 
-    def parameter_groups(self, unet_lr: float, te_lr: float) -> list[dict[str, Any]]:
+    def parameter_groups(self, unet_lr: float, te_lr: float, te2_lr: float | None = None) -> list[dict[str, Any]]:
+        """One optimizer group per part: UNet, text encoder (SDXL: the first) and SDXL's second,
+        which takes `te2_lr` (None: `te_lr`)."""
         groups = []
-        for is_te, lr in ((False, unet_lr), (True, te_lr)):
-            params = [p for lora in self.loras.values() if lora.is_te == is_te for p in lora.parameters()]
+        rates = ((0, "unet", unet_lr), (1, "text_encoder", te_lr),
+                 (2, "text_encoder_2", te_lr if te2_lr is None else te2_lr))
+        for encoder, name, lr in rates:
+            params = [p for lora in self.loras.values() if lora.encoder == encoder for p in lora.parameters()]
             if params and lr > 0:
-                groups.append({"params": params, "lr": lr, "name": "text_encoder" if is_te else "unet"})
+                groups.append({"params": params, "lr": lr, "name": name})
         return groups
 
     def state_dict_for_file(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:

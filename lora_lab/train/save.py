@@ -23,10 +23,11 @@ from .config import TrainConfig, TrainConfigError
 from .data import Dataset
 
 SAVE_DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
-_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sd2-v": "sd_v2_v"}
+# ss_base_model_version: the WebUI shows a LoRA only for models of the base its value starts with
+_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sd2-v": "sd_v2_v", "sdxl": "sdxl_base_v1-0"}
 _ARCHITECTURE = {"sd1": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-512/lora",
-                 "sd2-v": "stable-diffusion-v2-768-v/lora"}
-_CARD_VERSION = {"sd1": "SD1", "sd2": "SD2", "sd2-v": "SD2"}
+                 "sd2-v": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
+_CARD_VERSION = {"sd1": "SD1", "sd2": "SD2", "sd2-v": "SD2", "sdxl": "SDXL"}
 
 
 def data_section_sha256(blob: bytes) -> str:
@@ -47,7 +48,7 @@ def run_metadata(config: TrainConfig, parts: ModelParts, dataset: Dataset, clip_
                  session_id: int, started_at: float, total_steps: int,
                  batches_per_epoch: int) -> dict[str, str]:
     """Everything that is the same for every file of a run."""
-    v2 = parts.family != "sd1"
+    v2 = parts.family in ("sd2", "sd2-v")
     network_args: dict[str, str] = {}
     if config.conv_dim:
         network_args.update(conv_dim=str(config.conv_dim), conv_alpha=str(config.effective_conv_alpha))
@@ -59,7 +60,8 @@ def run_metadata(config: TrainConfig, parts: ModelParts, dataset: Dataset, clip_
         "ss_training_started_at": started_at,
         "ss_learning_rate": config.unet_lr,
         "ss_unet_lr": config.unet_lr,
-        "ss_text_encoder_lr": config.te_lr,
+        "ss_text_encoder_lr": config.te_lr if not parts.is_sdxl else
+        json.dumps([config.te_lr, config.effective_te2_lr]),
         "ss_num_train_images": dataset.num_train_images,
         "ss_num_reg_images": 0,
         "ss_num_batches_per_epoch": batches_per_epoch,
@@ -115,7 +117,10 @@ def run_metadata(config: TrainConfig, parts: ModelParts, dataset: Dataset, clip_
         "modelspec.implementation": "diffusers",
         "modelspec.resolution": f"{config.resolution}x{config.resolution}",
         "modelspec.prediction_type": "v" if parts.parameterization == "v" else "epsilon",
-        "modelspec.encoder_layer": clip_skip if clip_skip > 1 else None,
+        "modelspec.encoder_layer": clip_skip if clip_skip > 1 and not parts.is_sdxl else None,
+        "ss_network_train_unet_only": config.te_lr == 0 and config.effective_te2_lr == 0 if parts.is_sdxl else None,
+        "lora_lab_size_conditioning": config.size_conditioning if parts.is_sdxl else None,
+        "lora_lab_v_prediction": True if parts.parameterization == "v" else None,
         "lora_lab_version": __version__,
     }
     return {k: str(v) for k, v in meta.items() if v is not None}
