@@ -3,7 +3,7 @@
 #   bash dev/webui.sh DIR        DIR outside this checkout and not under a dot-folder, e.g. ~/lora-lab-webui
 # Sources: the archives in ../shared/webui-src (checksums verified) when present, else the public
 # git repositories at the commits v1.10.1 pins (needs git access). Then a venv at the WebUI's pins
-# (torch 2.13.0 CPU), LoRA Lab's install.py run the WebUI's way, and the tiny checkpoints in
+# (torch 2.13.0 CPU), LoRA Lab's install.py run the WebUI's way, and the tiny SD1/SD2-v/SDXL checkpoints in
 # DIR/models/Stable-diffusion. Each step keeps a stamp and is skipped while its inputs are unchanged;
 # a step that fails removes its stamp first, so a re-run redoes it rather than trusting it.
 #   env: PYTHON (3.10/3.11), TORCH_SPEC, TORCHVISION_SPEC, LORA_LAB_WEBUI_SRC (archive folder),
@@ -126,8 +126,9 @@ models_key="$(cd "$REPO" && find lora_lab/devtools lora_lab/host -name '*.py' | 
 if ! fresh models "$models_key"; then
   begin models
   [ -x "$PROJECT_PY" ] || bash "$REPO/dev/setup.sh" >>"$LOG" 2>&1
-  for family in sd1 sd2-v; do
-    (cd "$REPO" && "$PROJECT_PY" -m lora_lab dev tiny-model "$DIR/models/Stable-diffusion" --family "$family") >>"$LOG" 2>&1
+  for family in sd1 sd2-v sdxl; do  # sdxl is built with the sgm of this WebUI
+    (cd "$REPO" && "$PROJECT_PY" -m lora_lab dev tiny-model "$DIR/models/Stable-diffusion" --family "$family" \
+       --sgm "$DIR") >>"$LOG" 2>&1
   done
   done_ models "$models_key"
 fi

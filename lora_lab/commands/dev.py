@@ -8,11 +8,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dev", help="developer tools: build the tiny test models")
     dev = parser.add_subparsers(dest="dev_command", metavar="TOOL")
     dev.required = True
-    model = dev.add_parser("tiny-model", help="tiny SD1/SD2 checkpoint + yaml (+ SD1's CLIP "
-                           "tokenizer folder)")
+    model = dev.add_parser("tiny-model", help="tiny SD1/SD2/SDXL checkpoint + yaml (+ SD1's and SDXL's "
+                           "CLIP tokenizer folder)")
     model.add_argument("out_dir", type=Path)
-    model.add_argument("--family", choices=["sd1", "sd2", "sd2-v"], default="sd1",
-                       help="sd1 (default), sd2 (eps) or sd2-v (v-prediction, like SD2.x 768-v)")
+    model.add_argument("--family", choices=["sd1", "sd2", "sd2-v", "sdxl"], default="sd1",
+                       help="sd1 (default), sd2 (eps), sd2-v (v-prediction, like SD2.x 768-v) or sdxl")
+    model.add_argument("--sgm", type=Path, default=None, metavar="DIR",
+                       help="sdxl: a WebUI folder or generative-models checkout (default: $LORA_LAB_SGM, "
+                            "$LORA_LAB_WEBUI)")
     model.set_defaults(func=tiny_model)
     tagger = dev.add_parser("tiny-tagger", help="tiny ONNX tagger with the WD14 I/O contract")
     tagger.add_argument("out_dir", type=Path)
@@ -23,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def tiny_model(args: argparse.Namespace) -> int:
     from ..devtools.tiny_model import build_tiny_model
 
-    print(build_tiny_model(args.out_dir, args.family))
+    sgm_root = None
+    if args.sgm is not None:
+        from ..host.sgm_import import sgm_root as find_sgm
+
+        sgm_root = find_sgm(webui=args.sgm, checkout=args.sgm) or args.sgm
+    print(build_tiny_model(args.out_dir, args.family, sgm_root))
     return 0
 
 

@@ -46,6 +46,15 @@ def make_router(get_host: Callable[[], Host], access: FolderAccess,
         with host.exclusive():
             return parts_fingerprint(host.model_parts())
 
+    @router.get("/model/conditioning-check")
+    def conditioning_check(prompt: str = "ohwx, a red square", width: int = 1024,
+                           height: int = 1024) -> dict[str, Any]:
+        """WebUI: the trainer's conditioning against the WebUI's own for a prompt (max differences)."""
+        check = getattr(get_host(), "conditioning_check", None)
+        if check is None:
+            raise HTTPException(501, "only the WebUI host has its own conditioning to compare with")
+        return check(prompt, width, height)
+
     @router.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict[str, Any]:
         job = registry.get(job_id)

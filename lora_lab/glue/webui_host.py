@@ -6,7 +6,7 @@ import time
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modules import call_queue, paths, shared
 
@@ -79,11 +79,31 @@ def model_base(model: object) -> str | None:
 
 
 def family_of_model(model: object) -> Family | None:
-    """The family LoRA Lab trains (None: no model, or SDXL)."""
+    """The family LoRA Lab trains (None: no model)."""
     base = model_base(model)
     if base == "sd2":
         return "sd2-v" if getattr(model, "parameterization", "eps") == "v" else "sd2"
-    return "sd1" if base == "sd1" else None
+    return {"sd1": "sd1", "sdxl": "sdxl"}.get(base or "")  # type: ignore[return-value]
+
+
+def training_problems(model: object) -> list[str]:
+    """Why the loaded model cannot be trained correctly as the WebUI holds it (nothing touched)."""
+    problems = []
+    opts = shared.cmd_opts
+    if opts.lowvram or opts.medvram or (getattr(opts, "medvram_sdxl", False) and model_base(model) == "sdxl"):
+        flag = "--lowvram" if opts.lowvram else "--medvram" if opts.medvram else "--medvram-sdxl"
+        problems.append(f"the WebUI runs with {flag}, which moves parts of the model off the GPU between "
+                        "steps; LoRA Lab needs the whole model in place: restart the WebUI without it")
+    unet = model.model.diffusion_model  # type: ignore[attr-defined]
+    dtypes = {p.dtype for p in unet.parameters()}
+    fp8 = [d for d in dtypes if "float8" in str(d)]
+    if fp8:
+        problems.append("the UNet's weights are stored in fp8 (Settings → Optimizations → FP8 weight); "
+                        "gradients through fp8 weights are not exact: set it to Disable, reload the "
+                        "model, then train")
+    if getattr(model, "is_sdxl_inpaint", False):
+        problems.append("the loaded SDXL model is an inpainting model; train on an SDXL base model")
+    return problems
 
 
 class WebUIHost:
@@ -106,10 +126,15 @@ class WebUIHost:
         import torch
 
         model = shared.sd_model
-        restore_base_weights(model)
         family = family_of_model(model)
         if family is None:
-            raise RuntimeError("LoRA Lab trains SD1 and SD2 models; the loaded model is SDXL or unknown")
+            raise RuntimeError("LoRA Lab trains SD1, SD2 and SDXL models; the loaded model is none of them")
+        problems = training_problems(model)
+        if problems:
+            raise RuntimeError("; ".join(problems))
+        restore_base_weights(model)
+        if family == "sdxl":
+            return self._sdxl_parts(model)
         wrapped = model.cond_stage_model.wrapped  # ldm's embedder under the WebUI's hijack
         if family == "sd1":
             text_encoder, tokenizer = wrapped.transformer, wrapped.tokenizer
@@ -131,6 +156,48 @@ class WebUIHost:
             checkpoint_name=model.sd_checkpoint_info.name_for_extra, clip_skip=clip_skip,
             checkpoint_sha256=getattr(model.sd_checkpoint_info, "sha256", None),  # None with --no-hashing
         )
+
+    def _sdxl_parts(self, model: Any) -> ModelParts:
+        """sgm's DiffusionEngine: the WebUI wraps both text embedders (`.wrapped` is sgm's)."""
+        import torch
+
+        from ..host.sgm_loader import parts_from_sgm
+
+        embedders = model.conditioner.embedders
+        te1, te2 = (getattr(e, "wrapped", e) for e in embedders[:2])
+        parts = parts_from_sgm(model, model.sd_checkpoint_info.name_for_extra, te1, te2)
+        alphas = getattr(model, "alphas_cumprod_original", None)
+        if alphas is None:
+            alphas = model.alphas_cumprod
+        parts.alphas_cumprod = alphas.detach().to(torch.float32).cpu()
+        parts.parameterization = model.parameterization  # the WebUI's extend_sdxl read it off the denoiser
+        parts.checkpoint_sha256 = getattr(model.sd_checkpoint_info, "sha256", None)
+        return parts
+
+    def conditioning_check(self, prompt: str, width: int, height: int) -> dict[str, object]:
+        """How far the trainer's conditioning for `prompt` is from the WebUI's own
+        get_learned_conditioning at this size (frozen text encoders): max absolute differences."""
+        import torch
+
+        from modules import prompt_parser
+
+        from ..train.text import SdxlText, encode_text, size_vector
+
+        model = shared.sd_model
+        with self.exclusive(), torch.no_grad():
+            parts = self.model_parts()
+            theirs = model.get_learned_conditioning(prompt_parser.SdConditioning([prompt], width=width,
+                                                                                 height=height))
+            if not parts.is_sdxl:
+                ours = encode_text(parts, [prompt], parts.clip_skip)
+                return {"family": parts.family, "crossattn_max_diff": float((ours - theirs).abs().max())}
+            context, pooled = SdxlText(parts, False, False)([prompt])
+            size = torch.tensor([[height, width]])
+            crop = torch.tensor([[int(shared.opts.sdxl_crop_top), int(shared.opts.sdxl_crop_left)]])
+            vector = size_vector(parts, pooled, size, crop, size)
+        return {"family": parts.family,
+                "crossattn_max_diff": float((context - theirs["crossattn"].to(context)).abs().max()),
+                "vector_max_diff": float((vector - theirs["vector"].to(vector)).abs().max())}
 
     def exclusive(self) -> AbstractContextManager[None]:
         return self.exclusive_lock()

@@ -26,7 +26,9 @@ def webui(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> It
         pytest.skip("tier 2 needs LORA_LAB_WEBUI=<A1111 v1.10.1 folder>: bash dev/webui.sh DIR builds one")
     with WebUI(checkout, tmp_path_factory.mktemp("webui-data"), tiny_checkpoint) as running:
         # the tests' folders live outside the WebUI's data folder: allow them the way a user would
-        running.post("/sdapi/v1/options", {"lora_lab_api_roots": str(tmp_path_factory.getbasetemp())})
+        # (and offline, the SDXL live preview's "Approx NN" model would be downloaded: use the cheap one)
+        running.post("/sdapi/v1/options", {"lora_lab_api_roots": str(tmp_path_factory.getbasetemp()),
+                                           "show_progress_type": "Approx cheap"})
         yield running
     # teardown: a traceback in the WebUI's log is a failure even when every request answered
     found = unexpected_tracebacks(running.log.read_text(errors="replace"))
