@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/train_step.py [--steps 6] [--warmup 2] [--resolution 256] [--batch 1]
                                          [--dim 16] [--threads N] [--device cuda --fp16]
-                                         [--family sd1|sd2]
+                                         [--family sd1|sd2|sdxl]
 
 Model: an SD1.5-size ldm UNet (320 channels, mult 1-2-4-4, context 768) and a CLIP-L-size text
 encoder, random weights, fp32 (fp16 autocast with --fp16). `--family sd2`: SD2.1's UNet (linear
 projections, 64-channel heads, context 1024, v-prediction) and its OpenCLIP ViT-H text transformer
 (24 layers of fused nn.MultiheadAttention, run to the penultimate layer). The VAE is a small one with
 SD's 8× downsampling: latents are cached before the timed steps, so its size does not matter.
+`--family sdxl`: sgm's SDXL base UNet (2.6 B), CLIP-L (hidden state 11) and OpenCLIP bigG (32 layers,
+pooled output), conditioned with context and y as the trainer builds them; "with the text encoder"
+trains both.
 
 Floor: `unet(x, t, context)` with frozen weights and `x.requires_grad_()` — the activation
 gradients any LoRA step must compute, nothing more — plus a backward into the text encoder's token
@@ -50,7 +53,7 @@ from lora_lab.host.ldm_loader import clip_tokenizer  # noqa: E402
 from lora_lab.host.progress import InterruptEvent, ReentrantExclusive  # noqa: E402
 from lora_lab.host.protocol import HostInfo, ModelParts  # noqa: E402
 from lora_lab.train import TrainConfig, train  # noqa: E402
-from lora_lab.train.text import encode_text  # noqa: E402
+from lora_lab.train.text import SdxlText, encode_text, size_vector  # noqa: E402
 
 
 def clock() -> float:
@@ -145,7 +148,56 @@ def open_clip_vit_h() -> tuple[torch.nn.Module, Any]:
     return model, open_clip.tokenize
 
 
+def open_clip_bigg() -> torch.nn.Module:
+    """ViT-bigG-14's text tower as SDXL has it (32 layers, width 1280, projection 1280)."""
+    open_clip = import_open_clip()
+    model = open_clip.model.CLIP(
+        embed_dim=1280, text_cfg={"context_length": 77, "vocab_size": 49408, "width": 1280,
+                                  "heads": 20, "layers": 32},
+        vision_cfg={"image_size": 32, "layers": 1, "width": 64, "patch_size": 16})
+    del model.visual
+    return model
+
+
+def build_sdxl_parts(device: torch.device) -> ModelParts:
+    """SDXL base: sgm's UNet (2.6 B), CLIP-L read at hidden state 11, OpenCLIP bigG, and sgm's
+    size embedders; needs sgm (LORA_LAB_SGM or LORA_LAB_WEBUI)."""
+    import_ldm()
+    from ldm.models.autoencoder import AutoencoderKL
+
+    from lora_lab.host.sgm_import import import_sgm
+
+    import_sgm()
+    from sgm.modules.diffusionmodules.openaimodel import UNetModel
+    from sgm.modules.encoders.modules import ConcatTimestepEmbedderND
+
+    torch.manual_seed(0)
+    unet = UNetModel(**family_config("sdxl")["model"]["params"]["network_config"]["params"])
+    _reinit_zeros(unet)
+    te1, tokenizer = clip_l()
+    te2 = open_clip_bigg()
+    sd1 = family_config("sd1")["model"]["params"]
+    ddconfig = dict(sd1["first_stage_config"]["params"]["ddconfig"], ch=32, ch_mult=[1, 1, 2, 2])
+    vae = AutoencoderKL(ddconfig=ddconfig, lossconfig={"target": "torch.nn.Identity"}, embed_dim=4)
+    sizes = []
+    for key in ("original_size_as_tuple", "crop_coords_top_left", "target_size_as_tuple"):
+        embedder = ConcatTimestepEmbedderND(256)
+        embedder.input_key = key
+        sizes.append(embedder)
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    for m in (unet, te1, te2, vae):
+        m.eval().requires_grad_(False).to(device)
+    unet.requires_grad_(True)
+    return ModelParts(unet=unet, text_encoder=te1, tokenizer=tokenizer, vae=vae,
+                      alphas_cumprod=torch.cumprod(1 - betas, 0).float(), parameterization="eps",
+                      family="sdxl", latent_scale=0.13025, device=device, dtype=torch.float32,
+                      checkpoint_name="random-sdxl", text_encoder_2=te2,
+                      tokenizer_2=import_open_clip().tokenize, te1_hidden_index=11, size_embedders=sizes)
+
+
 def build_parts(device: torch.device, family: str) -> ModelParts:
+    if family == "sdxl":
+        return build_sdxl_parts(device)
     import_ldm()
     from ldm.models.autoencoder import AutoencoderKL
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
@@ -209,39 +261,60 @@ class Floor:
     """Bare forward+backward steps on frozen copies of the UNet and text encoder."""
 
     def __init__(self, parts: ModelParts, args: argparse.Namespace, with_te: bool) -> None:
-        self.unet = copy.deepcopy(parts.unet).requires_grad_(False)
-        self.te = copy.deepcopy(parts.text_encoder).requires_grad_(False)
-        self.parts = dataclasses.replace(parts, unet=self.unet, text_encoder=self.te)
+        # module copies that share the weights: the trainer's injected forwards live on its own
+        # module objects, and SDXL's 2.6 B + 0.8 B parameters would not fit twice
+        self.unet = shared_copy(parts.unet)
+        self.te = shared_copy(parts.text_encoder)
+        self.te2 = shared_copy(parts.text_encoder_2) if parts.text_encoder_2 is not None else None
+        self.parts = dataclasses.replace(parts, unet=self.unet, text_encoder=self.te, text_encoder_2=self.te2)
         self.args, self.with_te, self.device = args, with_te, parts.device
         self.captions = ["ohwx, red circle, white background"] * args.batch
         with torch.no_grad():
             self.cached = self.encode()
         self.times: list[float] = []
 
-    def encode(self) -> torch.Tensor:
-        """The text encoder's plain forward (no LoRA), as the trainer runs it."""
-        return encode_text(self.parts, self.captions, self.parts.clip_skip)
+    def encode(self) -> dict[str, torch.Tensor]:
+        """The text encoders' plain forward (no LoRA), as the trainer runs them."""
+        if not self.parts.is_sdxl:
+            return {"context": encode_text(self.parts, self.captions, self.parts.clip_skip)}
+        context, pooled = SdxlText(self.parts, True, True)(self.captions)
+        size = torch.tensor([[self.args.resolution] * 2] * len(self.captions))
+        return {"context": context, "y": size_vector(self.parts, pooled, size, torch.zeros_like(size), size)}
+
+    def embeddings(self) -> list[torch.Tensor]:
+        first = getattr(self.te, "text_model", self.te)
+        out = [getattr(first, "embeddings", first).token_embedding.weight]
+        if self.te2 is not None:
+            out.append(self.te2.token_embedding.weight)
+        return out
 
     def step(self) -> None:
         args, side = self.args, self.args.resolution // 8
-        embeddings = getattr(self.te, "text_model", self.te)
-        embedding = getattr(embeddings, "embeddings", embeddings).token_embedding.weight
+        embeddings = self.embeddings()
         start = clock()
         x = torch.randn(args.batch, 4, side, side, device=self.device, requires_grad=not self.with_te)
         noise = torch.randn_like(x)
         t = torch.randint(0, 1000, (args.batch,), device=self.device)
         with torch.enable_grad(), torch.autocast("cuda", enabled=args.fp16):
             if self.with_te:
-                embedding.requires_grad_(True)
-                context = self.encode()
+                for embedding in embeddings:
+                    embedding.requires_grad_(True)
+                cond = self.encode()
             else:
-                context = self.cached
-            loss = F.mse_loss(self.unet(x, t, context=context).float(), noise)
+                cond = self.cached
+            loss = F.mse_loss(self.unet(x, t, **cond).float(), noise)
         loss.backward()
-        embedding.requires_grad_(False)
-        embedding.grad = None
+        for embedding in embeddings:
+            embedding.requires_grad_(False)
+            embedding.grad = None
         _sync(self.device)
         self.times.append(clock() - start)
+
+
+def shared_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the module objects whose parameters and buffers are the original tensors."""
+    memo = {id(t): t for t in [*module.parameters(), *module.buffers()]}
+    return copy.deepcopy(module, memo).requires_grad_(False)
 
 
 def run_trainer(parts: ModelParts, args: argparse.Namespace, with_te: bool, work: Path, steps: int,
@@ -291,8 +364,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--family", choices=["sd1", "sd2"], default="sd1",
-                        help="sd1: SD1.5 UNet + CLIP-L; sd2: SD2.1 UNet + OpenCLIP ViT-H (768-v)")
+    parser.add_argument("--family", choices=["sd1", "sd2", "sdxl"], default="sd1",
+                        help="sd1: SD1.5 UNet + CLIP-L; sd2: SD2.1 UNet + OpenCLIP ViT-H (768-v); sdxl: "
+                             "SDXL's UNet + CLIP-L + OpenCLIP bigG (needs sgm: LORA_LAB_SGM or LORA_LAB_WEBUI)")
     parser.add_argument("--fp16", action="store_true", help="fp16 autocast + GradScaler (CUDA)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's); 1 times steps in CPU time, "
@@ -307,7 +381,8 @@ def main() -> int:
     if args.fp16 and device.type != "cuda":
         parser.error("--fp16 needs --device cuda")
     parts = build_parts(device, args.family)
-    size = "SD1.5-size UNet + CLIP-L" if args.family == "sd1" else "SD2.1-size UNet + OpenCLIP ViT-H"
+    size = {"sd1": "SD1.5-size UNet + CLIP-L", "sd2": "SD2.1-size UNet + OpenCLIP ViT-H",
+            "sdxl": "SDXL-size UNet (2.6 B) + CLIP-L + OpenCLIP bigG"}[args.family]
     print(f"{size}, {args.resolution} px, batch {args.batch}, LoRA dim {args.dim}, "
           f"{'fp16 autocast' if args.fp16 else 'fp32'} on {device} ({torch.get_num_threads()} threads; "
           f"{'thread CPU time' if cpu_time else 'wall time'})")

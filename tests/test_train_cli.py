@@ -122,7 +122,7 @@ def test_train_help_describes_each_flag_with_its_default(capsys: pytest.CaptureF
     out = " ".join(capsys.readouterr().out.split())
     assert "TrainConfig." not in out
     assert "--epochs N passes over the dataset (default: 10)" in out
-    assert "--te-lr F text-encoder learning rate (0: train the UNet only) (default: 5e-05)" in out
+    assert "--te-lr F text-encoder learning rate (0: train the UNet only; SDXL: CLIP-L) (default: 5e-05)" in out
     assert "default: cuda when available, else cpu" in out
 
 
@@ -149,3 +149,18 @@ def test_a_missing_checkpoint_leaves_no_output_folder(tmp_path: Path, capsys: py
     assert rc != 0
     assert "nope.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_presets_and_defaults_follow_the_model_family() -> None:
+    from lora_lab.cli import build_parser
+    from lora_lab.commands.train import settings_from_args
+
+    args = build_parser().parse_args(["train", "--checkpoint", "m.safetensors", "--dataset", "d", "--name", "n",
+                                      "--preset", "character"])
+    sdxl = settings_from_args(args, "sdxl")
+    assert (sdxl["resolution"], sdxl["te_lr"], sdxl["keep_tokens"]) == (1024, 0.0, 1)  # UNet only, at 1024
+    assert "resolution" not in settings_from_args(args, "sd1")
+    args = build_parser().parse_args(["train", "--checkpoint", "m.safetensors", "--dataset", "d", "--name", "n",
+                                      "--resolution", "768", "--te2-lr", "1e-5", "--size-conditioning", "bucket"])
+    chosen = settings_from_args(args, "sdxl")
+    assert (chosen["resolution"], chosen["te2_lr"], chosen["size_conditioning"]) == (768, 1e-5, "bucket")

@@ -17,6 +17,7 @@ _FLAGS: dict[str, tuple[str, type]] = {
     "--epochs": ("epochs", int), "--save-every": ("save_every_n_epochs", int),
     "--dim": ("dim", int), "--alpha": ("alpha", float), "--conv-dim": ("conv_dim", int),
     "--conv-alpha": ("conv_alpha", float), "--unet-lr": ("unet_lr", float), "--te-lr": ("te_lr", float),
+    "--te2-lr": ("te2_lr", float), "--size-conditioning": ("size_conditioning", str),
     "--resolution": ("resolution", int), "--batch-size": ("batch_size", int),
     "--grad-accum": ("grad_accum", int), "--optimizer": ("optimizer", str),
     "--scheduler": ("scheduler", str), "--warmup-steps": ("warmup_steps", int),
@@ -33,7 +34,9 @@ _HELP: dict[str, str] = {
     "epochs": "passes over the dataset", "save_every_n_epochs": "save an epoch file every N epochs",
     "dim": "LoRA rank", "alpha": "LoRA alpha (strength = alpha / dim)",
     "conv_dim": "LoCon rank on ResBlock convolutions (0: off)", "conv_alpha": "LoCon alpha (default: conv dim)",
-    "unet_lr": "UNet learning rate", "te_lr": "text-encoder learning rate (0: train the UNet only)",
+    "unet_lr": "UNet learning rate", "te_lr": "text-encoder learning rate (0: train the UNet only; SDXL: CLIP-L)",
+    "te2_lr": "SDXL: OpenCLIP bigG's learning rate (default: --te-lr)",
+    "size_conditioning": "SDXL: real (each image's size and crop, as kohya) or bucket (bucket size, no crop)",
     "resolution": "training size in px, a multiple of 64", "batch_size": "images per step",
     "grad_accum": "steps whose gradients add up before each update", "optimizer": "adamw, adamw8bit, lion, prodigy",
     "scheduler": "constant, cosine, cosine_with_restarts, linear", "warmup_steps": "learning-rate warm-up",
@@ -74,12 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from ..train.config import PRESETS, load_config_file
+def settings_from_args(args: argparse.Namespace, family: str | None = None) -> dict[str, Any]:
+    """Settings in rising priority: the family's defaults (SDXL: 1024 px, UNet only), the preset
+    for that family, the config file, the flags, --set."""
+    from ..train.config import FAMILY_DEFAULTS, load_config_file, preset_values
 
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(FAMILY_DEFAULTS.get(family or "", {}))
     if args.preset:
-        values.update(PRESETS[args.preset], preset=args.preset)
+        values.update(preset_values(args.preset, family), preset=args.preset)
     if args.config:
         values.update(load_config_file(args.config))
     fields = [f for f, _ in _FLAGS.values()] + list(_SWITCHES.values())
@@ -99,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
     from ..train.loop import TrainStatus
 
-    config = TrainConfig.from_dict(settings_from_args(args))
     host = host_from_args(args)
+    config = TrainConfig.from_dict(settings_from_args(args, host.info().model_family))
     # skipped images, uncaptioned images, settings that do not apply: before training starts
     status = TrainStatus(on_note=lambda text: print(f"note: {text}", flush=True))
     with ctrl_c_sets(host.interrupt):

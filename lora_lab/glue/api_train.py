@@ -20,14 +20,17 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
         from ..train.config import TrainConfig, TrainConfigError
         from ..train.loop import TrainStatus, train
 
+        from ..train.config import FAMILY_DEFAULTS
+
+        family = get_host().info().model_family
         values = dict(settings)
         preset = values.pop("preset", None)
         try:
             if preset:
                 config = TrainConfig.from_preset(preset, values.pop("dataset_dir", ""),
-                                                 values.pop("name", ""), **values)
-            else:
-                config = TrainConfig.from_dict(values)
+                                                 values.pop("name", ""), family, **values)
+            else:  # the loaded family's defaults (SDXL: 1024 px, UNet only) under what was sent
+                config = TrainConfig.from_dict({**FAMILY_DEFAULTS.get(family or "", {}), **values})
             config.validate()
             # the run reads the dataset and writes to the output folder: both must be allowed
             for path in (config.dataset_dir, config.output_dir, config.resume_from):

@@ -12,6 +12,7 @@ import gradio as gr
 from .. import access
 from ..dataset import actions
 from ..dataset.actions import CAPTION_OPS, DatasetRef
+from ..train.config import resolution_default
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
 from .job_view import error_html, follow, pre_html, status_html
@@ -337,7 +338,7 @@ def _review_section(dataset: list[gr.components.Component]) -> None:
     save.click(save_caption, inputs=[*dataset, items, index, caption], outputs=[status])
 
 
-def _layout_section(dataset: list[gr.components.Component]) -> None:
+def _layout_section(dataset: list[gr.components.Component], default_resolution: Callable[[], int]) -> None:
     with gr.Row():
         train_dir = gr.Textbox(label="Training folder to create (kohya N_name folders)",
                                elem_id="lora_lab_layout_train")
@@ -353,7 +354,7 @@ def _layout_section(dataset: list[gr.components.Component]) -> None:
         batch = gr.Number(label="Batch size", value=1, precision=0, elem_id="lora_lab_plan_batch")
         accum = gr.Number(label="Gradient accumulation", value=1, precision=0, elem_id="lora_lab_plan_accum")
         epochs = gr.Number(label="Epochs", value=10, precision=0, elem_id="lora_lab_plan_epochs")
-        resolution = gr.Number(label="Resolution (0: skip buckets)", value=512, precision=0,
+        resolution = gr.Number(label="Resolution (0: skip buckets)", value=default_resolution, precision=0,
                                elem_id="lora_lab_plan_resolution")
     with gr.Row():
         preview = gr.Button("Preview layout", elem_id="lora_lab_layout_preview")
@@ -394,8 +395,9 @@ def _layout_section(dataset: list[gr.components.Component]) -> None:
 
 
 def _checks_section(get_host: GetHost, dataset: list[gr.components.Component]) -> None:
+    default_resolution = resolution_default(get_host)
     with gr.Row():
-        resolution = gr.Number(label="Training resolution", value=512, precision=0,
+        resolution = gr.Number(label="Training resolution", value=default_resolution, precision=0,
                                elem_id="lora_lab_check_resolution")
         trigger = gr.Textbox(label="Trigger to check against installed LoRAs", elem_id="lora_lab_check_trigger")
         run = gr.Button("Run checks", variant="primary", elem_id="lora_lab_check_run")
@@ -441,7 +443,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         with gr.Tab("Review", elem_id="lora_lab_ds_review"):
             _review_section(dataset)
         with gr.Tab("Folders & plan", elem_id="lora_lab_ds_layout"):
-            _layout_section(dataset)
+            _layout_section(dataset, resolution_default(get_host))
         with gr.Tab("Checks", elem_id="lora_lab_ds_checks"):
             _checks_section(get_host, dataset)
     load.click(_guarded(lambda f, r, e, k: summary_html(_ref(f, r, e, k))), inputs=dataset, outputs=[summary])

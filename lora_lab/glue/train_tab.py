@@ -11,7 +11,8 @@ import gradio as gr
 from .. import access
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
-from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError
+from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError, preset_values, \
+    resolution_default
 from .job_view import error_html, pre_html
 from .train_view import status_html
 from .webui_task import maybe_as_task
@@ -22,9 +23,10 @@ GetHost = Callable[[], Host]
 Field = tuple[str, Callable[[], gr.components.Component]]
 
 
-def _groups() -> list[tuple[str | None, list[Field]]]:
+def _groups(resolution: Any = 512) -> list[tuple[str | None, list[Field]]]:
     """The form as the task flows: (None, the basics a person always sets), then collapsed groups
-    of (title, settings) for the rest. Each setting is (TrainConfig field, component factory)."""
+    of (title, settings) for the rest. Each setting is (TrainConfig field, component factory).
+    `resolution`: its default, or a callable gradio evaluates at each page load."""
     def num(label: str, value: float, precision: int | None = None) -> Callable[[], gr.Number]:
         return lambda: gr.Number(label=label, value=value, precision=precision)
 
@@ -43,7 +45,7 @@ def _groups() -> list[tuple[str | None, list[Field]]]:
             ("dataset_dir", text("Dataset (folder of N_trigger folders, or of images)", placeholder="/path/to/train")),
             ("name", text("LoRA name", placeholder="my_lora")),
             ("epochs", num("Epochs", d.epochs, 0)), ("save_every_n_epochs", num("Save every N epochs", 1, 0)),
-            ("resolution", num("Resolution", d.resolution, 0)),
+            ("resolution", lambda: gr.Number(label="Resolution", value=resolution, precision=0)),
             ("dim", num("Network dim", d.dim, 0)), ("alpha", num("Network alpha", d.alpha)),
             ("unet_lr", num("UNet learning rate", d.unet_lr)),
             ("te_lr", num("Text encoder lr (0: UNet only)", d.te_lr)),
@@ -63,6 +65,11 @@ def _groups() -> list[tuple[str | None, list[Field]]]:
         ("Network and loss", [
             ("conv_dim", num("Conv dim (LoCon; 0: off)", 0, 0)), ("conv_alpha", num("Conv alpha", 0)),
             ("noise_offset", num("Noise offset", 0.0)), ("min_snr_gamma", num("Min-SNR γ (0: off)", 0.0)),
+        ]),
+        ("SDXL", [
+            ("te2_lr", lambda: gr.Number(label="Text encoder 2 lr (OpenCLIP bigG; empty: as text encoder)",
+                                         value=None)),
+            ("size_conditioning", choice("Size conditioning", ["real", "bucket"], d.size_conditioning)),
         ]),
         ("GPU", [
             ("mixed_precision", choice("Mixed precision", ["no", "fp16", "bf16"], d.mixed_precision)),
@@ -89,6 +96,8 @@ def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
             value = value.strip()
             if value == "" and name in ("output_dir", "resume_from", "preview_prompt"):
                 continue
+        if value is None and name == "te2_lr":
+            continue
         if name == "conv_alpha" and not value:
             continue
         given[name] = value
@@ -137,7 +146,8 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
                          value=None, elem_id="lora_lab_train_preset")
     components: list[gr.components.Component] = []
     fields: list[Field] = []
-    for title, group in _groups():
+    # the loaded model's family decides the default size (SDXL 1024), read when the page opens
+    for title, group in _groups(resolution_default(get_host)):
         if title == "GPU" and not gpu:  # nothing to set on a CPU host: it trains in fp32
             with gr.Column(visible=False):
                 _rows(group, components)
@@ -211,7 +221,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         yield final, live.preview if live.preview is not None else gr.update()
 
     def apply_preset(name: str | None) -> list[Any]:
-        values = PRESETS.get(name or "", {})
+        values = preset_values(name, get_host().info().model_family) if name in PRESETS else {}
         return [gr.update(value=values[n]) if n in values else gr.update() for n in names]
 
     start.click(run, inputs=[task_id, *components], outputs=[status, preview],

@@ -5,6 +5,7 @@ import dataclasses
 import importlib.util
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -226,10 +227,11 @@ class TrainConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_preset(cls, preset: str, dataset_dir: Path, name: str, **overrides: Any) -> TrainConfig:
+    def from_preset(cls, preset: str, dataset_dir: Path, name: str, family: str | None = None,
+                    **overrides: Any) -> TrainConfig:
         if preset not in PRESETS:
             raise TrainConfigError([f"preset {preset!r}: choose one of {', '.join(PRESETS)}"])
-        return cls.from_dict({**PRESETS[preset], "preset": preset, "dataset_dir": dataset_dir,
+        return cls.from_dict({**preset_values(preset, family), "preset": preset, "dataset_dir": dataset_dir,
                               "name": name, **overrides})
 
 
@@ -272,6 +274,40 @@ PRESETS: dict[str, dict[str, Any]] = {
     "concept": {"dim": 32, "alpha": 32.0, "unet_lr": 1e-4, "te_lr": 5e-5, "prepend_trigger": True,
                 "keep_tokens": 1, "shuffle_caption": True, "flip": True, "epochs": 10},
 }
+
+
+# What a family changes in the defaults and presets: SDXL trains at 1024 px, and the peers' SDXL
+# advice is the UNet alone (kohya sd-scripts: "--network_train_unet_only is highly recommended",
+# OneTrainer's SDXL preset trains no text encoder) at a smaller dim; SD2-768-v at 768 px.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sdxl": {"resolution": 1024, "te_lr": 0.0, "dim": 32, "alpha": 16.0},
+    "sd2-v": {"resolution": 768},
+}
+
+
+def family_resolution(family: str | None) -> int:
+    return int(FAMILY_DEFAULTS.get(family or "", {}).get("resolution", 512))
+
+
+def resolution_default(get_host: Callable[[], Any]) -> Callable[[], int]:
+    """A form default that follows the loaded model: its family's training size, read each time
+    it is called (gradio calls it at every page load)."""
+    def value() -> int:
+        try:
+            return family_resolution(get_host().info().model_family)
+        except Exception:  # a form renders before a model is there
+            return 512
+    return value
+
+
+def preset_values(name: str, family: str | None = None) -> dict[str, Any]:
+    """A preset's settings for the loaded (or chosen) model family."""
+    values = dict(PRESETS[name])
+    extra = FAMILY_DEFAULTS.get(family or "", {})
+    values.update(extra)
+    if family == "sdxl" and name == "concept":
+        values.update(dim=16, alpha=8.0)
+    return values
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

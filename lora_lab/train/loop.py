@@ -283,6 +283,13 @@ class _Run:
         if self.parts.family == "sd2-v" and config.resolution < 768:
             status.add_note(f"SD2 768-v models were trained at 768 px; {config.resolution} px "
                                 "works but may look softer at the model's own size")
+        if self.parts.is_sdxl and config.resolution < 1024:
+            status.add_note(f"SDXL models were trained at 1024 px; {config.resolution} px works but the "
+                            "LoRA learns less detail at the model's own size")
+        if self.parts.is_sdxl and (config.shuffle_caption or config.caption_dropout or config.tag_dropout) \
+                and not (config.train_text_encoder and config.effective_te2_lr > 0):
+            status.add_note("captions change every draw (shuffle/dropout): a frozen text encoder's output "
+                            "is cached per caption variant, so most steps still run it once (no gradient)")
         if self.device.type == "cpu" and config.mixed_precision != "no":
             status.add_note("mixed precision is for CUDA; training in fp32 on the CPU")
         self.base_metadata = run_metadata(config, self.parts, self.dataset, self.clip_skip,

@@ -4,6 +4,7 @@ text encoders alone changes the image (the WebUI applies our lora_te1/lora_te2 k
 conditioning equals the WebUI's own get_learned_conditioning, and the model is left as it was."""
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +66,54 @@ def test_our_conditioning_equals_the_webuis_get_learned_conditioning(webui, sdxl
     body = webui.get("/lora-lab/v1/model/conditioning-check")
     print("conditioning vs the WebUI:", body)
     assert body["crossattn_max_diff"] < 1e-4 and body["vector_max_diff"] < 1e-4, body
+
+
+def test_grid_sweeps_two_epochs_by_two_weights_with_a_baseline_on_sdxl(webui, sdxl_loaded, dataset) -> None:
+    """The LoRA Lab grid script on the SDXL model, over the epoch files of an SDXL run."""
+    from .test_grid import cell, images_of, run_grid
+
+    webui.post("/lora-lab/v1/train", {"dataset_dir": str(dataset), "name": "xlgrid", **SETTINGS, "te_lr": 0.0,
+                                      "conv_dim": 4, "conv_alpha": 4, "unet_lr": 5e-3, "preview_every_n_epochs": 0})
+    assert wait_for_run(webui)["state"] == "finished"
+    webui.post("/sdapi/v1/refresh-loras", {})
+    families = {f["name"]: f for f in webui.get("/lora-lab/v1/sweep/families")["families"]}
+    assert "xlgrid" in families
+    response, manifest = run_grid(webui, family="xlgrid", weights="0.5, 1", seeds=1)
+    assert [r.lora for r in manifest.rows] == ["xlgrid-000001", "xlgrid"]
+    assert [c.label for c in manifest.columns] == ["no LoRA", "0.5", "1"]
+    assert all(c.done for c in manifest.cells) and len(manifest.cells) == 1 + 2 * 2  # one baseline cell
+    notes = json.loads(response["info"])["extra_generation_params"].get("LoRA Lab notes", "")
+    assert "trained on" not in notes, notes  # an SDXL LoRA on an SDXL model: no base-model warning
+    baseline = images_of(manifest, cell(manifest, None, None))[0]
+    assert np.abs(baseline - images_of(manifest, cell(manifest, "xlgrid", 1.0))[0]).mean() > 0.5
+
+
+@pytest.mark.browser
+def test_train_tab_on_sdxl_defaults_to_1024_and_runs(webui, browser, sdxl_loaded, tmp_path: Path) -> None:
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser_steps import click_tab, field
+
+    folder = tmp_path / "train" / "3_ohwx"
+    folder.mkdir(parents=True)
+    for i, colour in enumerate(["teal", "navy"]):
+        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
+    before = webui.get("/lora-lab/v1/model/fingerprint")
+    browser.get(webui.url)
+    wait = WebDriverWait(browser, 240)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
+    click_tab(browser, "tabs", "LoRA Lab")
+    click_tab(browser, "lora_lab_tabs", "Train")
+    assert field(browser, "lora_lab_train_resolution").get_attribute("value") == "1024"  # SDXL's size
+    for name, value in [("dataset_dir", str(folder.parent)), ("name", "t2xltab")]:
+        field(browser, f"lora_lab_train_{name}").send_keys(value)
+    for name, value in [("epochs", "1"), ("resolution", "64"), ("dim", "4"), ("alpha", "4")]:
+        box = field(browser, f"lora_lab_train_{name}")
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_start").click()
+    wait.until(lambda d: "finished" in d.find_element(By.CSS_SELECTOR, "#lora_lab_train_status").text)
+    assert (webui.data_dir / "models" / "Lora" / "t2xltab.safetensors").is_file()
+    assert webui.get("/lora-lab/v1/model/fingerprint") == before
