@@ -280,3 +280,41 @@ def test_an_sdxl_run_interrupted_or_failing_leaves_the_model_as_found(sdxl_host,
         sdxl_host.interrupt.clear()
     assert stopped.state == "interrupted"
     assert model_state(parts) == before
+
+
+def test_gradient_checkpointing_reaches_the_lora_inside_sgms_blocks(sdxl_host) -> None:
+    """Ours, and with sgm's own checkpoint flags on (which would drop an injected LoRA's gradients):
+    the same gradients as without checkpointing."""
+    from lora_lab.train.checkpointing import block_forwards
+    from lora_lab.train.guard import frozen
+
+    from .test_train_learning import ldm_checkpoint_flags
+
+    parts = sdxl_host.model_parts()
+    targets = (unet_targets(parts.unet, conv=True, compvis=True)
+               + te_targets(parts.text_encoder_2, prefix=TE2_PREFIX, encoder=2, used=10**6))
+    network = LoRANetwork(targets, 4, 4.0, 4, 4.0, parts.device, seed=1)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for lora in network.loras.values():
+            lora.up.normal_(0, 0.05, generator=gen)
+    latents, noise = torch.randn(2, 4, 16, 16, generator=gen), torch.randn(2, 4, 16, 16, generator=gen)
+
+    def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
+        network.zero_grad(set_to_none=True)
+        with frozen(parts.unet, parts.text_encoder, parts.text_encoder_2, parts.vae), inject(network), \
+                block_forwards(parts.unet, checkpointing), torch.enable_grad():
+            context, pooled = SdxlText(parts, False, True)(CAPTIONS)
+            cond = {"context": context, "y": size_vector(parts, pooled, *SIZES)}
+            diffusion_loss(parts.unet, parts.alphas_cumprod, latents, cond, noise, torch.tensor([100, 800]),
+                           "eps").mean().backward()
+        return {n: p.grad.clone() for n, p in network.named_parameters()}
+
+    plain = grads(False)
+    assert all(g.abs().max() > 0 for g in plain.values())
+    results = [grads(True)]
+    with ldm_checkpoint_flags(parts.unet):
+        results += [grads(False), grads(True)]
+    for result in results:
+        for name, grad in result.items():
+            assert torch.allclose(grad, plain[name], rtol=1e-4, atol=1e-6), name
