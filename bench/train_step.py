@@ -137,23 +137,13 @@ def clip_l() -> tuple[torch.nn.Module, Any]:
     return te, clip_tokenizer()
 
 
-def open_clip_vit_h() -> tuple[torch.nn.Module, Any]:
-    """ViT-H-14's text tower as SD2 has it (the image tower is built tiny and dropped, as ldm drops it)."""
+def open_clip_text(width: int, heads: int, layers: int, embed_dim: int) -> torch.nn.Module:
+    """An OpenCLIP text tower (the image tower is built tiny and dropped, as ldm and sgm drop it):
+    SD2's ViT-H (1024, 16, 24) or SDXL's bigG (1280, 20, 32)."""
     open_clip = import_open_clip()
     model = open_clip.model.CLIP(
-        embed_dim=1024, text_cfg={"context_length": 77, "vocab_size": 49408, "width": 1024,
-                                  "heads": 16, "layers": 24},
-        vision_cfg={"image_size": 32, "layers": 1, "width": 64, "patch_size": 16})
-    del model.visual
-    return model, open_clip.tokenize
-
-
-def open_clip_bigg() -> torch.nn.Module:
-    """ViT-bigG-14's text tower as SDXL has it (32 layers, width 1280, projection 1280)."""
-    open_clip = import_open_clip()
-    model = open_clip.model.CLIP(
-        embed_dim=1280, text_cfg={"context_length": 77, "vocab_size": 49408, "width": 1280,
-                                  "heads": 20, "layers": 32},
+        embed_dim=embed_dim, text_cfg={"context_length": 77, "vocab_size": 49408, "width": width,
+                                       "heads": heads, "layers": layers},
         vision_cfg={"image_size": 32, "layers": 1, "width": 64, "patch_size": 16})
     del model.visual
     return model
@@ -175,7 +165,7 @@ def build_sdxl_parts(device: torch.device) -> ModelParts:
     unet = UNetModel(**family_config("sdxl")["model"]["params"]["network_config"]["params"])
     _reinit_zeros(unet)
     te1, tokenizer = clip_l()
-    te2 = open_clip_bigg()
+    te2 = open_clip_text(1280, 20, 32, 1280)
     sd1 = family_config("sd1")["model"]["params"]
     ddconfig = dict(sd1["first_stage_config"]["params"]["ddconfig"], ch=32, ch_mult=[1, 1, 2, 2])
     vae = AutoencoderKL(ddconfig=ddconfig, lossconfig={"target": "torch.nn.Identity"}, embed_dim=4)
@@ -206,7 +196,10 @@ def build_parts(device: torch.device, family: str) -> ModelParts:
     sd1 = family_config("sd1")["model"]["params"]
     unet = UNetModel(**family_config(family)["model"]["params"]["unet_config"]["params"])
     _reinit_zeros(unet)
-    te, tokenizer = clip_l() if family == "sd1" else open_clip_vit_h()
+    if family == "sd1":
+        te, tokenizer = clip_l()
+    else:
+        te, tokenizer = open_clip_text(1024, 16, 24, 1024), import_open_clip().tokenize
     ddconfig = dict(sd1["first_stage_config"]["params"]["ddconfig"], ch=32, ch_mult=[1, 1, 2, 2])
     vae = AutoencoderKL(ddconfig=ddconfig, lossconfig={"target": "torch.nn.Identity"}, embed_dim=4)
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2

@@ -3,10 +3,7 @@ makes it reachable by anyone on the network): every route that takes a path answ
 them, symlinks and `..` included, and the message says how to allow a folder."""
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +15,7 @@ from lora_lab.access import FolderAccess, PathNotAllowed
 from lora_lab.host.progress import RecordingProgress
 from lora_lab.host.standalone import StandaloneHost
 
-
-def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
+from .test_api_dataset import call
 
 
 @pytest.fixture(scope="module")

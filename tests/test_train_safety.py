@@ -22,7 +22,7 @@ from lora_lab.train import TrainConfig, TrainConfigError, TrainingBusy, train
 
 def model_state(host: Any) -> tuple[Any, ...]:
     parts = host.model_parts()
-    models = (parts.unet, parts.text_encoder, parts.vae)
+    models = [m for m in (parts.unet, parts.text_encoder, parts.text_encoder_2, parts.vae) if m is not None]
     digest = hashlib.sha256()
     for model in models:
         for key, value in model.state_dict().items():

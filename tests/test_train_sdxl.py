@@ -5,7 +5,6 @@ left exactly as found."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 
@@ -25,23 +24,11 @@ from lora_lab.train.loop import diffusion_loss
 from lora_lab.train.network import LoRANetwork, inject
 from lora_lab.train.text import SdxlText, size_vector
 
+from .test_train_safety import model_state
 from .webui_lora import merge_the_webui_way, modules_in_file, webui_sdxl_layer_mapping, webui_sdxl_module
 
 CAPTIONS = ["ohwx, red circle", "ohwx, blue square, white background"]
 SIZES = (torch.tensor([[96, 64], [64, 64]]), torch.tensor([[16, 0], [0, 0]]), torch.tensor([[64, 64], [64, 64]]))
-
-
-def model_state(parts) -> tuple:
-    models = [parts.unet, parts.text_encoder, parts.text_encoder_2, parts.vae]
-    digest = hashlib.sha256()
-    for model in models:
-        for key, value in model.state_dict().items():
-            digest.update(key.encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    modules = [m for model in models for m in model.modules()]
-    params = [p for model in models for p in model.parameters()]
-    return (digest.hexdigest(), tuple(p.requires_grad for p in params), tuple(p.grad is None for p in params),
-            tuple(m.training for m in modules), tuple(m.__dict__.get("forward") for m in modules))
 
 
 def test_tiny_sdxl_is_byte_identical_on_rebuild_and_found_from_its_header(sgm, tiny_sdxl_checkpoint,
@@ -123,7 +110,7 @@ def run(sdxl_host, tmp_path_factory: pytest.TempPathFactory):
                          resolution=64, min_bucket_reso=64, max_bucket_reso=128, save_precision="fp32",
                          flip=True, shuffle_caption=True, preview_every_n_epochs=2, preview_steps=2)
     parts = sdxl_host.model_parts()
-    before = model_state(parts), parts_fingerprint(parts)
+    before = model_state(sdxl_host), parts_fingerprint(parts)
     result = train(sdxl_host, config)
     assert result.state == "finished", result.message
     return result, config, before
@@ -132,7 +119,7 @@ def run(sdxl_host, tmp_path_factory: pytest.TempPathFactory):
 def test_run_leaves_the_sdxl_model_as_it_found_it(run, sdxl_host) -> None:
     result, _, before = run
     parts = sdxl_host.model_parts()
-    assert (model_state(parts), parts_fingerprint(parts)) == before
+    assert (model_state(sdxl_host), parts_fingerprint(parts)) == before
 
 
 def test_every_key_maps_onto_a_real_module_under_the_webuis_sdxl_rules(run, sdxl_host) -> None:
@@ -249,7 +236,7 @@ def test_an_sdxl_run_interrupted_or_failing_leaves_the_model_as_found(sdxl_host,
     dataset = build_sample_dataset(tmp_path / "data", trigger="ohwx", images=2, repeats=1)
     base = dict(dataset_dir=dataset, output_dir=tmp_path / "lora", dim=2, alpha=2, te_lr=1e-4, epochs=2,
                 resolution=64, min_bucket_reso=64, max_bucket_reso=128, preview_every_n_epochs=0)
-    before = model_state(parts)
+    before = model_state(sdxl_host)
     original = parts.size_embedders[0].forward
     calls = {"n": 0}
 
@@ -264,7 +251,7 @@ def test_an_sdxl_run_interrupted_or_failing_leaves_the_model_as_found(sdxl_host,
     finally:
         del parts.size_embedders[0].forward
     assert failed.state == "failed" and "injected failure" in failed.message
-    assert model_state(parts) == before
+    assert model_state(sdxl_host) == before
 
     def interrupt_after_two(*args, **kwargs):
         calls["n"] += 1
@@ -279,7 +266,7 @@ def test_an_sdxl_run_interrupted_or_failing_leaves_the_model_as_found(sdxl_host,
         del parts.size_embedders[0].forward
         sdxl_host.interrupt.clear()
     assert stopped.state == "interrupted"
-    assert model_state(parts) == before
+    assert model_state(sdxl_host) == before
 
 
 def test_gradient_checkpointing_reaches_the_lora_inside_sgms_blocks(sdxl_host) -> None:
