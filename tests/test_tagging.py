@@ -376,3 +376,21 @@ def test_tagging_does_not_import_onnxruntime_until_a_model_loads() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ}, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tagging_from_the_cli_never_imports_torch(tiny_tagger_dir, tmp_path) -> None:
+    """`python -m lora_lab tag` needs onnxruntime, not torch (~0.9 s and ~130 MB to import)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for i, colour in enumerate(["red", "blue"]):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / f"{i}.png")
+    code = ("import sys; from lora_lab.cli import main; "
+            f"rc = main(['tag', {str(tmp_path)!r}, '--model', {str(tiny_tagger_dir)!r}]); "
+            "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "torch imported: False" in run.stdout, run.stdout + run.stderr
+    assert (tmp_path / "0.txt").is_file()
