@@ -69,12 +69,16 @@ def test_our_conditioning_equals_the_webuis_get_learned_conditioning(webui, sdxl
 
 
 def test_grid_sweeps_two_epochs_by_two_weights_with_a_baseline_on_sdxl(webui, sdxl_loaded, dataset) -> None:
-    """The LoRA Lab grid script on the SDXL model, over the epoch files of an SDXL run."""
+    """The LoRA Lab grid script on the SDXL model, over the epoch files of a UNet + both text
+    encoders run."""
     from .test_grid import cell, images_of, run_grid
 
-    webui.post("/lora-lab/v1/train", {"dataset_dir": str(dataset), "name": "xlgrid", **SETTINGS, "te_lr": 0.0,
+    # UNet + CLIP-L + bigG in one run this time
+    webui.post("/lora-lab/v1/train", {"dataset_dir": str(dataset), "name": "xlgrid", **SETTINGS, "te_lr": 1e-3,
                                       "conv_dim": 4, "conv_alpha": 4, "unet_lr": 5e-3, "preview_every_n_epochs": 0})
     assert wait_for_run(webui)["state"] == "finished"
+    report = webui.get("/lora-lab/v1/train/verify/xlgrid")
+    assert report["matched_modules"] == report["file_modules"] > 6 + 60, report
     webui.post("/sdapi/v1/refresh-loras", {})
     families = {f["name"]: f for f in webui.get("/lora-lab/v1/sweep/families")["families"]}
     assert "xlgrid" in families
