@@ -62,6 +62,11 @@ def _groups(resolution: Any = 512) -> list[tuple[str | None, list[Field]]]:
             ("prepend_trigger", check("Trigger first when missing")),
             ("caption_dropout", num("Caption dropout", 0.0)), ("flip", check("Flip")),
         ]),
+        ("Validation", [
+            ("validation", check("Validation loss after every epoch", True)),
+            ("validation_images", num("Training images for the stable loss", 4, 0)),
+            ("holdout", text("Hold out of training (a count, 10%, or a folder; empty: none)")),
+        ]),
         ("Network and loss", [
             ("conv_dim", num("Conv dim (LoCon; 0: off)", 0, 0)), ("conv_alpha", num("Conv alpha", 0)),
             ("noise_offset", num("Noise offset", 0.0)), ("min_snr_gamma", num("Min-SNR γ (0: off)", 0.0)),
@@ -94,7 +99,7 @@ def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
     for name, value in zip(names, values):
         if isinstance(value, str):
             value = value.strip()
-            if value == "" and name in ("output_dir", "resume_from", "preview_prompt"):
+            if value == "" and name in ("output_dir", "resume_from", "preview_prompt", "holdout"):
                 continue
         if value is None and name == "te2_lr":
             continue
@@ -107,7 +112,7 @@ def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
 _seconds_per_step: list[float] = []  # of the last finished run in this process: the time estimate
 
 
-def plan_text(dataset: str, epochs: float, batch: float, accum: float) -> str:
+def plan_text(dataset: str, epochs: float, batch: float, accum: float, holdout: str = "") -> str:
     from ..dataset.planner import plan
 
     if not dataset.strip():
@@ -118,6 +123,16 @@ def plan_text(dataset: str, epochs: float, batch: float, accum: float) -> str:
     except (ValueError, FileNotFoundError, OSError) as e:
         return error_html(str(e))
     text = p.text()
+    spec = (holdout or "").strip()
+    if spec and "/" not in spec and "\\" not in spec:
+        from ..train.data import holdout_count
+
+        try:
+            images = p.images
+            count = holdout_count(spec, images)
+            text += f"\nvalidation: {count} of {images} image(s) held out of training"
+        except ValueError:
+            text += f"\nvalidation: {spec!r} is not a count or a percentage"
     if _seconds_per_step:
         minutes = _seconds_per_step[-1] * p.total_steps / 60
         text += f"\n≈ {minutes:.0f} min at the last run's {_seconds_per_step[-1]:.2f} s/step"
@@ -228,6 +243,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
                 _js="(...args) => LoraLab.startTask('lora_lab_train_progress', args)" if in_webui else None)
     stop.click(lambda: get_host().interrupt.set(), outputs=[])
     preset.change(apply_preset, inputs=[preset], outputs=components)
-    planner_inputs = [by_name["dataset_dir"], by_name["epochs"], by_name["batch_size"], by_name["grad_accum"]]
+    planner_inputs = [by_name["dataset_dir"], by_name["epochs"], by_name["batch_size"], by_name["grad_accum"],
+                      by_name["holdout"]]
     for component in planner_inputs:
         component.change(plan_text, inputs=planner_inputs, outputs=[plan])

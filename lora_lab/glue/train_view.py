@@ -5,15 +5,18 @@ import html
 from typing import Any
 
 
-def loss_chart_svg(losses: list[float], epoch_losses: list[float], width: int = 560, height: int = 170) -> str:
+def loss_chart_svg(losses: list[float], epoch_losses: list[float], width: int = 560, height: int = 170,
+                   evidence: dict[str, list[tuple[int, float]]] | None = None) -> str:
     """Per-step loss (thin) with a moving average (thick), as inline SVG with a loss axis and a
-    step axis."""
+    step axis; `evidence`: per-epoch points ({"stable": [(step, loss)], "val": …}) drawn on it."""
     if len(losses) < 2:
         return "<div class='lora-lab-chart-empty'>the loss chart fills in as training runs</div>"
     window = max(1, len(losses) // 30)
     smooth = [sum(losses[max(0, i - window + 1): i + 1]) / len(losses[max(0, i - window + 1): i + 1])
               for i in range(len(losses))]
-    low, high = min(losses), max(losses)
+    evidence = {k: v for k, v in (evidence or {}).items() if v}
+    points_all = [loss for series in evidence.values() for _, loss in series]
+    low, high = min(losses + points_all), max(losses + points_all)
     span = (high - low) or 1.0
     left, bottom, top, right = 60, 34, 8, 12  # room for the axis labels
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -41,14 +44,24 @@ def loss_chart_svg(losses: list[float], epoch_losses: list[float], width: int = 
             f"<text x='12' y='{top + plot_h / 2:.1f}' text-anchor='middle' transform='rotate(-90 12 "
             f"{top + plot_h / 2:.1f})' {label}>loss</text>"
             f"<text x='{left + plot_w / 2:.1f}' y='{height - 3}' text-anchor='middle' {label}>step</text>")
+    colours = {"stable": "#2563eb", "val": "#16a34a"}
+    marks = []
+    for name, series in evidence.items():
+        xs = [x(min(step, len(losses)) - 1) for step, _ in series]
+        line = " ".join(f"{px:.1f},{y(v):.1f}" for px, (_, v) in zip(xs, series))
+        marks.append(f"<polyline class='lora-lab-{name}' fill='none' stroke='{colours.get(name, 'gray')}' "
+                     f"stroke-dasharray='4 2' points='{line}'/>")
+        marks += [f"<circle cx='{px:.1f}' cy='{y(v):.1f}' r='3' fill='{colours.get(name, 'gray')}'/>"
+                  for px, (_, v) in zip(xs, series)]
     epochs = ", ".join(f"{v:.4f}" for v in epoch_losses[-10:])
+    legend = "".join(f" · <span style='color:{colours.get(n, 'gray')}'>● {n} loss</span>" for n in evidence)
     return (f"<svg class='lora-lab-loss' viewBox='0 0 {width} {height}' width='100%' height='{height}'>"
-            f"{axes}{''.join(ticks)}"
+            f"{axes}{''.join(ticks)}{''.join(marks)}"
             f"<polyline fill='none' stroke='currentColor' stroke-opacity='0.3' points='{points(losses)}'/>"
             f"<polyline fill='none' stroke='var(--color-accent, #f97316)' stroke-width='2' "
             f"points='{points(smooth)}'/></svg>"
             f"<div class='lora-lab-loss-axis'>loss {low:.4f} – {high:.4f} over {len(losses)} steps"
-            + (f" · epoch means: {epochs}" if epochs else "") + "</div>")
+            + (f" · epoch means: {epochs}" if epochs else "") + legend + "</div>")
 
 
 def status_html(status: dict[str, Any]) -> str:
@@ -73,5 +86,9 @@ def status_html(status: dict[str, Any]) -> str:
     if status.get("files"):
         files = "".join(f"<li>{html.escape(f)}</li>" for f in status["files"])
         parts.append(f"<ul class='lora-lab-files'>{files}</ul>")
-    parts.append(loss_chart_svg(status.get("loss_history", []), status.get("epoch_losses", [])))
+    ends = status.get("epoch_end_steps", [])
+    evidence = {"stable": list(zip(ends, status.get("stable_losses", []))),
+                "val": [(e, v) for e, v in zip(ends, status.get("val_losses", [])) if v is not None]}
+    parts.append(loss_chart_svg(status.get("loss_history", []), status.get("epoch_losses", []),
+                                evidence=evidence))
     return "".join(parts)

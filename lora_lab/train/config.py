@@ -19,6 +19,7 @@ SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear")
 OPTIMIZERS: dict[str, str | None] = {"adamw": None, "adamw8bit": "bitsandbytes",
                                      "lion": "lion_pytorch", "prodigy": "prodigyopt"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]*$")
+_HOLDOUT_COUNT = re.compile(r"^\d+(\.\d+)?%?$")
 
 
 class TrainConfigError(ValueError):
@@ -85,6 +86,12 @@ class TrainConfig:
     # three (what the WebUI feeds when it generates)
     size_conditioning: Literal["real", "bucket"] = "real"
 
+    # evidence: after every epoch a deterministic loss (fixed noise, fixed timesteps, LoRA in eval
+    # mode) on `validation_images` training images ("stable loss") and on held-out images
+    validation: bool = True
+    validation_images: int = 4
+    holdout: str = ""  # images kept out of training for the validation loss: "2", "10%" or a folder
+
     # output
     save_every_n_epochs: int = 1
     save_precision: SavePrecision = "fp16"
@@ -145,6 +152,11 @@ class TrainConfig:
                 p.append(f"{key} must be in [0, 1) (got {value})")
         if self.te2_lr is not None and self.te2_lr < 0:
             p.append(f"te2_lr must be >= 0 (got {self.te2_lr})")
+        if self.validation_images < 1:
+            p.append(f"validation_images must be >= 1 (got {self.validation_images})")
+        holdout = self.holdout.strip()
+        if holdout and not (_HOLDOUT_COUNT.match(holdout) or "/" in holdout or "\\" in holdout):
+            p.append(f"holdout {self.holdout!r}: a count (2), a percentage (10%) or a folder")
         if self.size_conditioning not in ("real", "bucket"):
             p.append(f"size_conditioning {self.size_conditioning!r}: choose real or bucket")
         if self.unet_lr < 0 or self.te_lr < 0:

@@ -63,6 +63,7 @@ class Dataset:
     items: list[Item]
     plan: Plan
     notes: list[str] = field(default_factory=list)
+    holdout: list[Item] = field(default_factory=list)  # never trained on: the validation loss's images
 
     @property
     def num_train_images(self) -> int:
@@ -189,6 +190,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
                               (info.width, info.height)))
     if problems:
         raise TrainConfigError(problems)
+    items, holdout = _split_holdout(items, config, grid, notes)
     if not items:
         raise TrainConfigError([f"no images to train on in {root}"
                                 + (f" ({'; '.join(notes[:3])})" if notes else "")])
@@ -200,7 +202,70 @@ def load_dataset(config: TrainConfig) -> Dataset:
                          dict(Counter(it.bucket for it in items if it.subset is s)))
               for s in subsets]
     step_plan = plan(counts, config.batch_size, config.grad_accum, config.epochs, config.flip)
-    return Dataset(root, subsets, items, step_plan, notes)
+    return Dataset(root, subsets, items, step_plan, notes, holdout)
+
+
+def holdout_count(spec: str, images: int) -> int:
+    """How many of `images` a count ("2") or percentage ("10%") holds out (at least one for a
+    percentage above 0, never all)."""
+    spec = spec.strip()
+    if spec.endswith("%"):
+        share = float(spec[:-1]) / 100
+        count = max(1, round(images * share)) if share > 0 else 0
+    else:
+        count = int(float(spec))
+    return min(count, max(0, images - 1))
+
+
+def _split_holdout(items: list[Item], config: TrainConfig, grid: BucketGrid | None,
+                   notes: list[str]) -> tuple[list[Item], list[Item]]:
+    """Training items and held-out ones: a seeded choice among the images for a count or a
+    percentage, or the images of a separate folder. Indices stay unique (latents are keyed by them)."""
+    spec = config.holdout.strip()
+    if not spec:
+        return items, []
+    if "/" in spec or "\\" in spec:
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            raise TrainConfigError([f"holdout folder not found: {folder}"])
+        held = _folder_items(folder, config, grid, len(items), notes)
+        notes.append(f"validation: {len(held)} held-out image(s) from {folder}")
+        return items, held
+    count = holdout_count(spec, len(items))
+    if count <= 0:
+        return items, []
+    chosen = set(random.Random(config.seed).sample(range(len(items)), count))
+    kept = [it for i, it in enumerate(items) if i not in chosen]
+    held = [it for i, it in enumerate(items) if i in chosen]
+    before = sum(it.subset.repeats for it in items)
+    after = sum(it.subset.repeats for it in kept)
+    notes.append(f"validation: {count} image(s) held out of training ({', '.join(it.path.name for it in held[:5])}"
+                 f"{' …' if count > 5 else ''}): images × repeats per epoch {before} → {after}")
+    return kept, held
+
+
+def _folder_items(folder: Path, config: TrainConfig, grid: BucketGrid | None, first_index: int,
+                  notes: list[str]) -> list[Item]:
+    scan = find_images(folder)
+    notes += [f"skipped held-out {p.path.name}: {p.reason}" for p in scan.problems]
+    subset = Subset(folder, 1, "")
+    held: list[Item] = []
+    for path in scan.images:
+        try:
+            info = inspect_image(path)
+            check_decodes(path)
+        except ImageProblem as e:
+            notes.append(f"skipped held-out {path.name}: {e.reason}")
+            continue
+        cap = caption_path(path, config.caption_extension)
+        text = _first_line(decode_caption(cap.read_bytes(), cap)[0]) if cap.is_file() else ""
+        parsed = _caption_items(text) if text else []
+        fit = grid.fit(info.width, info.height) if grid else _square_fit(info.width, info.height, config.resolution)
+        held.append(Item(first_index + len(held), path, subset, fit, ", ".join(parsed), parsed, 0,
+                         (info.width, info.height)))
+    if not held:
+        raise TrainConfigError([f"no usable images in the holdout folder {folder}"])
+    return held
 
 
 def process_caption(item: Item, config: TrainConfig, rng: random.Random) -> str:

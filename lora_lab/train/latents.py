@@ -108,6 +108,7 @@ def _encode_all(parts: ModelParts, dataset: Dataset, flip: bool, seed: int, to_d
     first = next(vae.parameters())
     fingerprint = vae_fingerprint(vae) if to_disk else ""
     wanted = [(item, f) for item in dataset.items for f in ((False, True) if flip else (False,))]
+    wanted += [(item, False) for item in dataset.holdout]  # validation only: never flipped
     todo: list[tuple[Item, bool, Path | None]] = []
     for item, f in wanted:
         path = _disk_path(dataset.root, item, f, fingerprint, parts.latent_scale) if to_disk else None

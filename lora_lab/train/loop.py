@@ -30,7 +30,7 @@ from ..host.progress import EtaClock
 from ..host.protocol import Host, ModelParts, PreviewRequest
 from .checkpointing import block_forwards
 from .config import TrainConfig, TrainConfigError
-from .data import Dataset, Draw, epoch_batches, load_dataset, process_caption
+from .data import Dataset, Draw, Item, epoch_batches, load_dataset, process_caption
 from .guard import frozen
 from .keys import TE1_PREFIX, TE2_PREFIX, LayoutError, te_targets, unet_targets
 from .latents import Interrupted, LatentCache, encode_latents
@@ -71,6 +71,11 @@ class TrainStatus:
     started_at: float = 0.0
     finished_at: float | None = None
     eta_seconds: float | None = None  # from the pace after the first step (None until known)
+    # per finished epoch: the deterministic loss on a fixed subset of the training images, and on
+    # the held-out images (None without any), and the step each epoch ended at
+    stable_losses: list[float] = field(default_factory=list)
+    val_losses: list[float | None] = field(default_factory=list)
+    epoch_end_steps: list[int] = field(default_factory=list)
     on_note: Callable[[str], None] | None = field(default=None, repr=False)  # e.g. the CLI prints them
 
     def add_note(self, text: str) -> None:
@@ -85,7 +90,8 @@ class TrainStatus:
                 "epoch_losses": list(self.epoch_losses), "files": [str(f) for f in self.files],
                 "notes": list(self.notes), "message": self.message, "error": self.error,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "eta_seconds": self.eta_seconds}
+                "eta_seconds": self.eta_seconds, "stable_losses": list(self.stable_losses),
+                "val_losses": list(self.val_losses), "epoch_end_steps": list(self.epoch_end_steps)}
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,9 @@ _last_status: TrainStatus | None = None
 def last_status() -> TrainStatus | None:
     """The running run's status, else the last finished one's (None before any run)."""
     return _last_status
+
+
+VALIDATION_TIMESTEPS = (200, 400, 600, 800)  # as sd-scripts' validation loss
 
 
 def diffusion_loss(unet: torch.nn.Module, alphas_cumprod: torch.Tensor, latents: torch.Tensor,
@@ -269,6 +278,9 @@ class _Run:
         self.latents = LatentCache()
         self.base_metadata: dict[str, str] = {}
         self.eta_clock = EtaClock()
+        # the "stable loss" images: a seeded, fixed subset of the training images
+        count = min(config.validation_images, len(dataset.items))
+        self.stable_items = random.Random(config.seed + 1).sample(dataset.items, count)
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -407,6 +419,30 @@ class _Run:
         original, crop, target = (torch.tensor([s[i] for s in sizes]) for i in range(3))
         return {"context": context, "y": size_vector(self.parts, pooled, original, crop, target)}
 
+    def validation_loss(self, items: list[Item]) -> float:
+        """The mean denoising loss of `items` at VALIDATION_TIMESTEPS with noise fixed by the run's
+        seed and each image, captions as written (no shuffle or dropout), no flip, LoRA in eval
+        mode: the same number for the same weights, so epochs can be compared."""
+        losses = []
+        self.network.eval()
+        try:
+            with torch.no_grad():
+                timesteps = torch.tensor(VALIDATION_TIMESTEPS)
+                for item in items:
+                    latent = self.latents.batch([(item.index, False)], self.device)
+                    generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + item.index)
+                    noise = torch.randn((len(timesteps), *latent.shape[1:]), generator=generator)
+                    batch = [Draw(item, False)] * len(timesteps)
+                    with self._autocast():
+                        cond = self._conditioning(batch, [item.caption] * len(timesteps))
+                        loss = diffusion_loss(self.parts.unet, self.alphas_cumprod,
+                                              latent.expand(len(timesteps), -1, -1, -1), cond,
+                                              noise.to(self.device), timesteps, self.parts.parameterization)
+                    losses.append(float(loss.mean()))
+        finally:
+            self.network.train()
+        return sum(losses) / len(losses)
+
     def _adjust_threads(self) -> None:
         """On the CPU outside the WebUI: threads for the cores other processes leave free (the host
         has a `threads` tuner); the WebUI's own setting is never touched."""
@@ -432,10 +468,21 @@ class _Run:
         s = self.status
         loss = f"{s.loss:.4f}" if s.loss is not None else "-"
         lr = f"{s.lr:.2e}" if s.lr is not None else "-"
-        return f"epoch {s.epoch}/{s.epochs} · loss {loss} · lr {lr}"
+        text = f"epoch {s.epoch}/{s.epochs} · loss {loss} · lr {lr}"
+        if s.stable_losses:
+            text += f" · stable {s.stable_losses[-1]:.4f}"
+        if s.val_losses and s.val_losses[-1] is not None:
+            text += f" · val {s.val_losses[-1]:.4f}"
+        return text
 
     def _end_of_epoch(self, epoch: int) -> None:
         config = self.config
+        self.status.epoch_end_steps.append(self.steps_done)
+        if config.validation:
+            self.status.stable_losses.append(self.validation_loss(self.stable_items))
+            held = self.dataset.holdout
+            self.status.val_losses.append(self.validation_loss(held) if held else None)
+            self.host.progress.update(self.steps_done, self.total_steps, text=self._progress_text())
         last = epoch == config.epochs
         every = config.preview_every_n_epochs
         image = self._preview() if every and (epoch % every == 0 or last) else None
@@ -473,6 +520,10 @@ class _Run:
         stem = file_name(config.name, epoch)
         path = self.out_dir / f"{stem}.safetensors"
         meta = epoch_metadata(self.base_metadata, stem, self.epochs_done, self.steps_done, stem)
+        if self.status.stable_losses:  # the evidence the grid and review read later
+            meta["lora_lab_stable_loss"] = f"{self.status.stable_losses[-1]:.6f}"
+            if self.status.val_losses[-1] is not None:
+                meta["lora_lab_val_loss"] = f"{self.status.val_losses[-1]:.6f}"
         save_lora(path, self.network.state_dict_for_file(SAVE_DTYPES[config.save_precision]), meta)
         note = f"LoRA Lab run {self.session_id}: epoch {self.epochs_done}, step {self.steps_done}"
         write_json(self.out_dir / f"{stem}.json",
