@@ -32,6 +32,8 @@ def write_lora(path: Path, epoch: int | None) -> None:
     meta = {"ss_output_name": "alice", "ss_session_id": "run1", "ss_training_started_at": "1700000000"}
     if epoch is not None:
         meta["ss_epoch"] = str(epoch)
+    if epoch in (1, 3):  # what LoRA Lab's trainer writes after each epoch (epoch 2: validation off)
+        meta.update(lora_lab_stable_loss=f"{0.2 / epoch:.6f}", lora_lab_val_loss=f"{0.3 / epoch:.6f}")
     save_file({"lora_unet_x.lora_down.weight": np.full((2, 4), epoch or 9, np.float32)}, str(path), meta)
 
 
@@ -297,3 +299,15 @@ def test_marking_a_hit_by_keyboard(tmp_path: Path) -> None:
         driver.quit()
         server.stop()
     assert load_ratings(open_sweep(manifest.path)) == {manifest.cells[0].images[0].file: "hit"}
+
+
+def test_review_shows_each_epochs_validation_loss(sweep: SweepManifest) -> None:
+    from lora_lab.glue.review_data import report
+    from lora_lab.glue.review_html import heatmap
+
+    result = report(sweep)
+    assert result.losses == [{"stable": 0.2, "val": 0.3}, {"stable": None, "val": None},
+                             {"stable": pytest.approx(0.066667), "val": 0.1}]
+    page = heatmap(result.rates, result.recommendation, result.losses)
+    assert "loss stable / val" in page and "0.2000 / 0.3000" in page and "– / –" in page
+    assert result.to_json()["epoch_losses"][0] == {"stable": 0.2, "val": 0.3}

@@ -3,7 +3,7 @@ rates, promote the recommended LoRA file. No gradio, no WebUI."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..sweep.manifest import MANIFEST_NAME, ManifestError, SweepManifest, load_manifest
@@ -48,17 +48,20 @@ class Report:
     ratings: dict[str, str]
     rates: HitRates
     recommendation: Recommendation | None
+    losses: list[dict[str, float | None]] = field(default_factory=list)  # per row, from training
 
     def to_json(self) -> dict[str, object]:
         return {"hit_rates": self.rates.to_json(),
                 "recommendation": self.recommendation.to_json() if self.recommendation else None,
-                "rated": len(self.ratings)}
+                "rated": len(self.ratings), "epoch_losses": self.losses}
 
 
 def report(manifest: SweepManifest) -> Report:
+    from ..sweep.evidence import epoch_losses
+
     ratings = load_ratings(manifest)
     rates = hit_rates(manifest, ratings)
-    return Report(ratings, rates, recommend(manifest, rates))
+    return Report(ratings, rates, recommend(manifest, rates), epoch_losses(manifest))
 
 
 def image_file(manifest: SweepManifest, cell: int, image: int) -> str:

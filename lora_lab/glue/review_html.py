@@ -28,28 +28,41 @@ def _cell(tally: Tally, recommended: bool = False) -> str:
             f"{rate:.0%}<small> {tally.hits}/{tally.rated}</small></td>")
 
 
+def _loss_cell(losses: dict[str, float | None] | None) -> str:
+    if not losses:
+        return "<td class='lora-lab-loss-cell'>–</td>"
+    shown = " / ".join("–" if losses.get(k) is None else f"{losses[k]:.4f}" for k in ("stable", "val"))
+    return f"<td class='lora-lab-loss-cell' title='validation loss: stable / held-out'>{shown}</td>"
+
+
 def _table(rates: HitRates, matrix: Matrix, baseline: Tally | None, best: tuple[int, int] | None,
-           caption: str) -> str:
+           caption: str, losses: Sequence[dict[str, float | None]] = ()) -> str:
     head = "".join(f"<th>{html.escape(format_weight(w))}</th>" for w in rates.weights)
     if baseline is not None:
         head = "<th>no LoRA</th>" + head
+    show_losses = any(v is not None for row in losses for v in row.values())
+    if show_losses:
+        head = "<th>loss stable / val</th>" + head
     rows = []
     for r, label in enumerate(rates.rows):
         cells = "".join(_cell(t, best == (r, c)) for c, t in enumerate(matrix[r]))
         if baseline is not None:
             cells = (_cell(baseline) if r == 0 else "<td class='lora-lab-rate lora-lab-same'>〃</td>") + cells
+        if show_losses:
+            cells = _loss_cell(losses[r] if r < len(losses) else None) + cells
         rows.append(f"<tr><th scope='row'>{html.escape(label)}</th>{cells}</tr>")
     return (f"<table class='lora-lab-heatmap'><caption>{html.escape(caption)}</caption>"
             f"<thead><tr><th>epoch \\ weight</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def heatmap(rates: HitRates, recommendation: Recommendation | None) -> str:
+def heatmap(rates: HitRates, recommendation: Recommendation | None,
+            losses: Sequence[dict[str, float | None]] = ()) -> str:
     """Hit rate per epoch × weight over all checkpoints, then per checkpoint when there are several."""
     best = None
     if recommendation is not None:
         best = (recommendation.row, rates.weights.index(recommendation.weight))
     tables = [_table(rates, rates.matrix, rates.baseline, best, "Hit rate, all checkpoints"
-                     if len(rates.by_checkpoint) > 1 else "Hit rate")]
+                     if len(rates.by_checkpoint) > 1 else "Hit rate", losses)]
     if len(rates.by_checkpoint) > 1:
         for checkpoint, matrix in rates.by_checkpoint.items():
             total = rates.checkpoint_total(checkpoint).describe()

@@ -66,7 +66,7 @@ def view(path: str, cell: int, image: int, note: str = "", *, new_cell: bool = T
         gr.update(value=str(shown) if shown is not None and shown.is_file() else None, label=caption),
         html.strip(manifest, cell, image, result.ratings),
         gr.update(value=_gallery(manifest, cell)) if new_cell else gr.update(),
-        html.heatmap(result.rates, result.recommendation),
+        html.heatmap(result.rates, result.recommendation, result.losses),
         html.recommendation_html(result.recommendation),
         gr.update(value=f"{manifest.family}-best") if opened else gr.update(),
         str(manifest.path), cell, image,
