@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "lora_lab.commands.check",
     "lora_lab.commands.train",
     "lora_lab.commands.demo",
+    "lora_lab.commands.sweep",
 ]
 
 

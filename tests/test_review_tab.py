@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from lora_lab.glue import review_tab
-from lora_lab.glue.review_data import open_sweep
+from lora_lab.sweep.review_data import open_sweep
 from lora_lab.sweep.family import find_family
 from lora_lab.sweep.manifest import SweepManifest, new_manifest
 from lora_lab.sweep.plan import build_plan
@@ -108,7 +108,7 @@ def test_marking_saves_beside_the_manifest_moves_on_and_updates_the_recommendati
 
 
 def test_ratings_survive_a_restart_and_can_be_cleared(sweep: SweepManifest) -> None:
-    from lora_lab.glue import review_data
+    from lora_lab.sweep import review_data
 
     review_tab.mark(str(sweep.path), 1, 0, "hit")
     review_data._cache.clear()  # what a restart forgets
@@ -302,7 +302,7 @@ def test_marking_a_hit_by_keyboard(tmp_path: Path) -> None:
 
 
 def test_review_shows_each_epochs_validation_loss(sweep: SweepManifest) -> None:
-    from lora_lab.glue.review_data import report
+    from lora_lab.sweep.review_data import report
     from lora_lab.glue.review_html import heatmap
 
     result = report(sweep)

@@ -31,6 +31,12 @@ class PromoteRequest(BaseModel):
     row: int | None = Field(None, description="promote this epoch row instead of the recommended one")
 
 
+class RescoreRequest(BaseModel):
+    path: str = Field(description="the sweep's sweep.json or folder")
+    tagger: str = Field("", description="tagger folder or name (empty: the only one installed)")
+    dataset: str = Field("", description="training images (empty: from the LoRA's run file)")
+
+
 @contextmanager
 def _answers() -> Iterator[None]:
     """The core's errors (ValueErrors with the reason) as HTTP answers."""
@@ -67,7 +73,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.get("/sweep/manifest")
     def manifest(path: str) -> dict[str, Any]:
-        from .review_data import open_sweep
+        from ..sweep.review_data import open_sweep
 
         with _answers():
             sweep = open_sweep(allowed(access, path))
@@ -76,7 +82,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     @router.get("/sweep/ratings")
     def ratings(path: str) -> dict[str, Any]:
         from ..sweep.review import load_ratings
-        from .review_data import open_sweep
+        from ..sweep.review_data import open_sweep
 
         with _answers():
             return {"ratings": load_ratings(open_sweep(allowed(access, path)))}
@@ -84,21 +90,57 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     @router.post("/sweep/ratings")
     def set_ratings(request: RatingsRequest) -> dict[str, Any]:
         from ..sweep.review import set_ratings as save
-        from .review_data import open_sweep
+        from ..sweep.review_data import open_sweep
 
         with _answers():
             return {"ratings": save(open_sweep(allowed(access, request.path)), request.ratings)}
 
     @router.get("/sweep/hit-rates")
     def hit_rates(path: str) -> dict[str, Any]:
-        from .review_data import open_sweep, report
+        from ..sweep.review_data import open_sweep, report
 
         with _answers():
             return report(open_sweep(allowed(access, path))).to_json()
 
+    @router.get("/sweep/scores")
+    def scores(path: str) -> dict[str, Any]:
+        """The cells' automatic scores (tagger proxies), the shortlist and the agreement with the
+        person's hit rates."""
+        from ..sweep.review import load_ratings
+        from ..sweep.review_data import open_sweep
+        from ..sweep.scoring import scores_view
+
+        with _answers():
+            manifest = open_sweep(allowed(access, path))
+            view = scores_view(manifest, load_ratings(manifest))
+        if view is None:
+            raise HTTPException(404, f"{manifest.path} is not scored yet: POST /lora-lab/v1/sweep/rescore")
+        return view
+
+    @router.post("/sweep/rescore")
+    def rescore(request: RescoreRequest) -> dict[str, Any]:
+        """Score (again) with a tagger, as a background job (GET /jobs/{id})."""
+        from ..jobs import JobConflict, registry
+        from ..sweep.review_data import open_sweep
+        from ..sweep.scoring import ScoringError, choose_tagger, score_sweep
+        from ..tagging.model import TaggerError
+
+        with _answers():
+            manifest = open_sweep(allowed(access, request.path))
+            dataset = allowed(access, request.dataset) if request.dataset.strip() else None
+            try:
+                tagger = choose_tagger(request.tagger.strip() or None, get_host().models_dir())
+            except (ScoringError, TaggerError) as e:
+                raise HTTPException(400, str(e)) from None
+            try:
+                job = registry.start("scoring", get_host(), lambda host: score_sweep(manifest, tagger, dataset))
+            except JobConflict as e:
+                raise HTTPException(409, str(e)) from None
+        return job.status()
+
     @router.post("/sweep/promote")
     def promote(request: PromoteRequest) -> dict[str, Any]:
-        from .review_data import open_sweep, promote_file
+        from ..sweep.review_data import open_sweep, promote_file
 
         with _answers():
             label, paths = promote_file(open_sweep(allowed(access, request.path)), request.final_name, get_host().lora_dir(),
@@ -108,7 +150,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     @router.get("/sweep/file")
     def file(path: str, name: str) -> FileResponse:
         """An image or page of the sweep (`name` as the manifest stores it); nothing else."""
-        from .review_data import open_sweep
+        from ..sweep.review_data import open_sweep
 
         with _answers():
             target = open_sweep(allowed(access, path)).listed_file(name)

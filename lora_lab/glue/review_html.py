@@ -100,3 +100,42 @@ def strip(manifest: SweepManifest, cell: int, image: int, ratings: dict[str, str
 def message(text: str, error: bool = False) -> str:
     kind = " lora-lab-error" if error else ""
     return f"<div class='lora-lab-message{kind}'>{html.escape(text)}</div>" if text else ""
+
+
+def scores_table(manifest: SweepManifest, view: dict | None) -> str:
+    """Automatic scores per epoch × weight (mean over checkpoints), the shortlist and how well the
+    scores agree with the person's hit rates; or how to get them."""
+    if view is None:
+        return ("<div class='lora-lab-message' id='lora_lab_review_scores'>Not scored yet: <b>Score with "
+                "the tagger</b> measures fidelity, adherence, diversity and influence of every cell.</div>")
+    cells = view.get("cells", {})
+    head = "".join(f"<th>{html.escape(c.label)}</th>" for c in manifest.columns if c.weight is not None)
+    weights = [c.weight for c in manifest.columns if c.weight is not None]
+    rows = []
+    for r, row in enumerate(manifest.rows):
+        tds = []
+        for w in weights:
+            entries = [cells[str(c.index)] for c in manifest.cells
+                       if c.row == r and c.weight == w and str(c.index) in cells]
+            if not entries:
+                tds.append("<td>–</td>")
+                continue
+            score = sum(e["score"] for e in entries) / len(entries)
+            gated = next((e["gated"] for e in entries if e.get("gated")), None)
+            title = html.escape(gated or " · ".join(
+                f"{k} {e_:.2f}" for k in ("fidelity", "adherence", "diversity", "influence")
+                if (e_ := entries[0].get(k)) is not None))
+            style = "" if gated else f" style='background:{_colour(score)}'"
+            tds.append(f"<td class='lora-lab-rate'{style} title='{title}'>{'gated' if gated else f'{score:.2f}'}</td>")
+        rows.append(f"<tr><th scope='row'>{html.escape(row.label)}</th>{''.join(tds)}</tr>")
+    shortlist = "".join(f"<li>{html.escape(s['label'])} <code>&lt;lora:{html.escape(s['lora'])}:"
+                        f"{format_weight(s['weight'])}&gt;</code> {s['score']:.2f}</li>"
+                        for s in view.get("shortlist", []))
+    agreement = view.get("agreement")
+    trust = ("" if agreement is None else
+             f"<div>agreement with your hit rates (rank correlation): {agreement:+.2f}</div>")
+    return (f"<div id='lora_lab_review_scores'><table class='lora-lab-heatmap'><caption>Score (F1 of fidelity "
+            f"and adherence), tagger {html.escape(str(view.get('tagger')))}</caption><thead><tr><th>epoch \\ "
+            f"weight</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<div>Review these first:</div><ol class='lora-lab-shortlist'>{shortlist}</ol>{trust}"
+            "<div class='lora-lab-status'>Scores are proxies measured with a tagger; you decide.</div></div>")

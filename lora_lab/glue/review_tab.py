@@ -49,10 +49,13 @@ def view(path: str, cell: int, image: int, note: str = "", *, new_cell: bool = T
          opened: bool = False) -> Outputs:
     """Every output for showing image `image` of cell `cell` of the sweep at `path`."""
     from . import review_html as html
-    from .review_data import open_sweep, report
+    from ..sweep.review_data import open_sweep, report
+
+    from ..sweep.scoring import scores_view
 
     manifest = open_sweep(path)
     result = report(manifest)
+    scores = scores_view(manifest, result.ratings)
     cell = min(max(int(cell), 0), len(manifest.cells) - 1)
     image = min(max(int(image), 0), len(manifest.cells[cell].images) - 1)
     shown = manifest.image_path(cell, image)
@@ -66,7 +69,7 @@ def view(path: str, cell: int, image: int, note: str = "", *, new_cell: bool = T
         gr.update(value=str(shown) if shown is not None and shown.is_file() else None, label=caption),
         html.strip(manifest, cell, image, result.ratings),
         gr.update(value=_gallery(manifest, cell)) if new_cell else gr.update(),
-        html.heatmap(result.rates, result.recommendation, result.losses),
+        html.heatmap(result.rates, result.recommendation, result.losses) + html.scores_table(manifest, scores),
         html.recommendation_html(result.recommendation),
         gr.update(value=f"{manifest.family}-best") if opened else gr.update(),
         str(manifest.path), cell, image,
@@ -92,7 +95,7 @@ def _guarded(fn: Callable[..., Outputs]) -> Callable[..., Outputs]:
 
 @_guarded
 def open_sweep(path: str) -> Outputs:
-    from .review_data import open_sweep as load
+    from ..sweep.review_data import open_sweep as load
 
     manifest = load(path)
     access.remember(manifest.path.parent)
@@ -120,7 +123,7 @@ def _step(manifest: Any, cell: int, image: int, delta: int) -> tuple[int, int]:
 
 @_guarded
 def step(path: str, cell: float, image: float, delta: int) -> Outputs:
-    from .review_data import open_sweep as load
+    from ..sweep.review_data import open_sweep as load
 
     new_cell, new_image = _step(load(path), int(cell), int(image), delta)
     return view(path, new_cell, new_image, new_cell=new_cell != int(cell))
@@ -129,7 +132,7 @@ def step(path: str, cell: float, image: float, delta: int) -> Outputs:
 @_guarded
 def mark(path: str, cell: float, image: float, value: str) -> Outputs:
     """Rate the image shown and move on to the next one."""
-    from .review_data import open_sweep as load, rate
+    from ..sweep.review_data import open_sweep as load, rate
 
     manifest = load(path)
     rate(manifest, int(cell), int(image), value)
@@ -154,7 +157,7 @@ def pick_image(path: str, cell: float, evt: gr.SelectData) -> Outputs:
 
 def promote(get_host: GetHost, path: str, final_name: str, mode: str) -> str:
     from . import review_html as html
-    from .review_data import open_sweep as load, promote_file
+    from ..sweep.review_data import open_sweep as load, promote_file
 
     try:
         label, paths = promote_file(load(path), final_name, get_host().lora_dir(),
@@ -171,6 +174,23 @@ def recent_sweeps(get_host: GetHost, folder: str) -> dict[str, Any]:
 
     roots = [Path(folder.strip()).expanduser()] if folder.strip() else sweep_roots(get_host())
     return gr.update(choices=[str(p) for p in find_sweeps(roots)])
+
+
+@_guarded
+def rescore(get_host: GetHost, path: str, cell: int, image: int, tagger: str) -> Outputs:
+    """Tag the sweep's images and the training images, score every cell, show the result."""
+    from ..sweep.review_data import open_sweep as load
+    from ..sweep.scoring import choose_tagger, score_sweep
+
+    if not path:
+        raise ValueError("open a sweep first")
+    try:
+        folder = choose_tagger(tagger.strip() or None, get_host().models_dir())
+    except RuntimeError as e:  # a tagger that cannot be used: its reason
+        raise ValueError(str(e)) from None
+    document = score_sweep(load(path), folder)
+    return view(path, cell, image, f"scored {len(document['cells'])} cell(s) with {document['tagger']}",
+                new_cell=False)
 
 
 STANDALONE_NOTE = (
@@ -213,6 +233,10 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
                                 elem_id="lora_lab_review_promote_mode", scale=3)
             promote_button = gr.Button("Promote the recommended file", elem_id="lora_lab_review_promote")
             promoted = gr.HTML(elem_id="lora_lab_review_promoted")
+            with gr.Row():
+                tagger = gr.Textbox(label="Tagger (empty: the only one installed)", elem_id="lora_lab_review_tagger",
+                                    scale=3)
+                score_button = gr.Button("Score with the tagger", elem_id="lora_lab_review_score", scale=2)
     current_path = gr.Textbox(visible=False, elem_id="lora_lab_review_current_path")
     current_cell = gr.Number(value=0, precision=0, visible=False, elem_id="lora_lab_review_current_cell")
     current_image = gr.Number(value=0, precision=0, visible=False, elem_id="lora_lab_review_current_image")
@@ -233,6 +257,8 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
     clear.click(fn=lambda p, c, i: mark(p, c, i, "unrated"), inputs=position, outputs=outputs)
     prev.click(fn=lambda p, c, i: step(p, c, i, -1), inputs=position, outputs=outputs)
     nxt.click(fn=lambda p, c, i: step(p, c, i, 1), inputs=position, outputs=outputs)
+    score_button.click(fn=lambda p, c, i, t: rescore(get_host, p, c, i, t), inputs=[*position, tagger],
+                       outputs=outputs)
     promote_button.click(fn=lambda p, n, m: promote(get_host, p, n, m),
                          inputs=[current_path, final_name, mode], outputs=[promoted])
 

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sweep.manifest import MANIFEST_NAME, ManifestError, SweepManifest, load_manifest
-from ..sweep.review import (
+from .manifest import MANIFEST_NAME, ManifestError, SweepManifest, load_manifest
+from .review import (
     HitRates, Recommendation, ReviewError, hit_rates, load_ratings, promote, recommend, set_ratings,
 )
 
@@ -57,7 +57,7 @@ class Report:
 
 
 def report(manifest: SweepManifest) -> Report:
-    from ..sweep.evidence import epoch_losses
+    from .evidence import epoch_losses
 
     ratings = load_ratings(manifest)
     rates = hit_rates(manifest, ratings)

@@ -1,0 +1,173 @@
+"""Score a rendered sweep with a WD14 tagger: tag its images and the training images, compute the
+measures of `scores.py` per image and cell, and keep them beside the manifest
+(`sweep.scores.json`; re-scoring, e.g. with another tagger, replaces it)."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dataset.atomic import write_atomic
+from ..dataset.images import find_images, load_rgb
+from .manifest import SweepManifest
+from .scores import BETA, THRESHOLD, artefact, characteristic_tags, rank_correlation, score_cell
+
+
+class ScoringError(ValueError):
+    pass
+
+
+def scores_path(manifest: SweepManifest) -> Path:
+    return manifest.path.with_name(f"{manifest.path.stem}.scores.json")
+
+
+def load_scores(manifest: SweepManifest) -> dict[str, Any] | None:
+    path = scores_path(manifest)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def training_folder(manifest: SweepManifest) -> Path | None:
+    """The dataset the LoRA was trained on, from LoRA Lab's run file beside its epoch files."""
+    for row in manifest.rows:
+        run = Path(row.file).with_name(f"{manifest.family}.lora_lab.json")
+        if run.is_file():
+            folder = json.loads(run.read_text(encoding="utf-8")).get("config", {}).get("dataset_dir")
+            if folder and Path(folder).is_dir():
+                return Path(folder)
+    return None
+
+
+_WEIGHT = re.compile(r"^[(\[]*(.*?)(?::[\d.]+)?[)\]]*$")
+
+
+def prompt_tags(prompt: str, index: dict[str, int], exclude: np.ndarray) -> list[int]:
+    """The tagger's tags a prompt names (`a_tag`, `a tag`, `(a tag:1.2)`), minus `exclude`d ones;
+    `<lora:…>` and words the tagger does not know are left out."""
+    found = []
+    for part in re.sub(r"<[^>]*>", ",", prompt).split(","):
+        tag = _WEIGHT.match(part.strip()).group(1).strip().lower().replace(" ", "_")  # type: ignore[union-attr]
+        i = index.get(tag)
+        if i is not None and not exclude[i] and i not in found:
+            found.append(i)
+    return found
+
+
+def score_sweep(manifest: SweepManifest, tagger_dir: Path, dataset: Path | None = None,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Tag and score every rendered image; returns and saves the scores document."""
+    from ..tagging.model import load_tagger
+    from ..tagging.predict import predict_files
+
+    dataset = dataset or training_folder(manifest)
+    if dataset is None or not Path(dataset).is_dir():
+        raise ScoringError("the training images are needed for fidelity: pass the dataset folder "
+                           "(no LoRA Lab run file beside the LoRA names it)")
+    train_paths = find_images(Path(dataset), recursive=True).images
+    if not train_paths:
+        raise ScoringError(f"no training images in {dataset}")
+    rendered = [(c, i, manifest.resolve(img.file)) for c in manifest.cells for i, img in enumerate(c.images)
+                if img.file is not None]
+    if not rendered:
+        raise ScoringError(f"{manifest.path}: no rendered images to score")
+    tagger = load_tagger(Path(tagger_dir))
+    paths = train_paths + [p for _, _, p in rendered]
+    probs: dict[Path, np.ndarray] = {}
+    for n, prediction in enumerate(predict_files(tagger, paths), 1):
+        if prediction.scores is not None:
+            probs[prediction.path] = np.asarray(prediction.scores, dtype=np.float64)
+        if progress is not None:
+            progress(n, len(paths))
+    train = np.stack([probs[p] for p in train_paths if p in probs])
+    characteristic = characteristic_tags(train)
+    index = {name.lower(): i for i, name in enumerate(tagger.labels.names)}
+    width = train.shape[1]
+
+    def image_probs(path: Path) -> np.ndarray:
+        return probs.get(path, np.zeros(width))
+
+    def plain(prompt: str) -> str:  # a cell's prompt without its <lora:…> tag: the baseline's prompt
+        return " ".join(re.sub(r"<lora:[^>]*>", " ", prompt).split())
+
+    baselines = {(c.checkpoint, plain(c.prompts[img.prompt]), img.seed): manifest.resolve(img.file)
+                 for c in manifest.cells if c.lora is None for img in c.images if img.file is not None}
+    cells: dict[str, Any] = {}
+    for cell in manifest.cells:
+        shown = [(i, manifest.resolve(img.file), img) for i, img in enumerate(cell.images) if img.file is not None]
+        if not shown:
+            continue
+        matrix = np.stack([image_probs(p) for _, p, _ in shown])
+        tags = [prompt_tags(cell.prompts[img.prompt], index, characteristic) for _, _, img in shown]
+        base_paths = [baselines.get((cell.checkpoint, plain(cell.prompts[img.prompt]), img.seed))
+                      for _, _, img in shown]
+        baseline = None if cell.lora is None or any(b is None for b in base_paths) else \
+            np.stack([image_probs(b) for b in base_paths])  # type: ignore[arg-type]
+        problems = [artefact(np.asarray(load_rgb(p))) if p.is_file() else "missing file" for _, p, _ in shown]
+        cells[str(cell.index)] = score_cell(matrix, train, characteristic, tags, baseline, problems).to_json()
+    document = {"tagger": Path(tagger_dir).name, "dataset": str(dataset), "threshold": THRESHOLD, "beta": BETA,
+                "characteristic_tags": [tagger.labels.names[i] for i in np.flatnonzero(characteristic)],
+                "cells": cells}
+    write_atomic(scores_path(manifest), (json.dumps(document, indent=1) + "\n").encode("utf-8"))
+    return document
+
+
+def shortlist(manifest: SweepManifest, scores: dict[str, Any], count: int = 3) -> list[dict[str, Any]]:
+    """The best LoRA cells by score, gated ones left out, best first."""
+    ranked = []
+    for cell in manifest.cells:
+        entry = scores.get("cells", {}).get(str(cell.index))
+        if cell.lora is None or entry is None or entry.get("gated"):
+            continue
+        ranked.append({"cell": cell.index, "lora": cell.lora, "weight": cell.weight, "label": cell.label,
+                       "checkpoint": cell.checkpoint, "score": entry["score"]})
+    ranked.sort(key=lambda e: (-e["score"], e["cell"]))
+    return ranked[:count]
+
+
+def agreement(manifest: SweepManifest, scores: dict[str, Any], hit_rates: dict[int, float]) -> float | None:
+    """Rank correlation between the cells' scores and the person's hit rates, where both exist."""
+    pairs = [(scores["cells"][str(i)]["score"], rate) for i, rate in hit_rates.items()
+             if str(i) in scores.get("cells", {})]
+    return rank_correlation([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+def choose_tagger(name: str | None, models_dir: Path) -> Path:
+    """A tagger folder: `name` (a folder, or a name under `models_dir/taggers`), else the only one
+    installed; a clear message when there is none or several."""
+    from ..tagging.model import find_models, resolve_model, taggers_dir
+
+    if name:
+        return resolve_model(name, models_dir)
+    installed = find_models(taggers_dir(models_dir))
+    if len(installed) == 1:
+        return installed[0].path
+    if not installed:
+        raise ScoringError(f"no tagger installed in {taggers_dir(models_dir)}: put a WD14 tagger folder "
+                           "there (the Dataset tab's Download gets the standard ones) or name one")
+    raise ScoringError(f"several taggers installed ({', '.join(m.name for m in installed)}): choose one")
+
+
+def cell_hit_rates(manifest: SweepManifest, ratings: dict[str, str]) -> dict[int, float]:
+    """Per LoRA cell with rated images: hits / rated."""
+    out = {}
+    for cell in manifest.cells:
+        marks = [ratings.get(img.file) for img in cell.images if img.file is not None]
+        rated = [m for m in marks if m in ("hit", "miss")]
+        if cell.lora is not None and rated:
+            out[cell.index] = rated.count("hit") / len(rated)
+    return out
+
+
+def scores_view(manifest: SweepManifest, ratings: dict[str, str]) -> dict[str, Any] | None:
+    """The stored scores with the shortlist and, where the person has rated, the rank agreement
+    between scores and hit rates (how far to trust the scores)."""
+    document = load_scores(manifest)
+    if document is None:
+        return None
+    return {**document, "shortlist": shortlist(manifest, document),
+            "agreement": agreement(manifest, document, cell_hit_rates(manifest, ratings))}
