@@ -180,3 +180,44 @@ def test_the_review_tab_scores_and_shows_the_score_map_and_shortlist(scored_swee
     assert "scored 7 cell(s)" in value(after[0])
     assert "Score (F1 of fidelity and adherence)" in value(after[5]) and "Review these first" in value(after[5])
     assert "proxies measured with a tagger" in value(after[5])
+
+
+def _fake_scores(manifest, best_cell: int) -> dict:
+    return {"cells": {str(c.index): {"score": 0.9 if c.index == best_cell else 0.4, "gated": None}
+                      for c in manifest.cells if c.lora is not None}}
+
+
+def test_scores_suggest_before_ratings_and_break_ties_after() -> None:
+    import tempfile
+
+    from lora_lab.sweep.review import hit_rates, recommend, set_ratings
+
+    from .test_review_tab import make_sweep
+
+    manifest = make_sweep(Path(tempfile.mkdtemp()))
+    best = next(c for c in manifest.cells if c.lora == "alice-000002" and c.weight == 1.0)
+    scores = _fake_scores(manifest, best.index)
+    suggestion = recommend(manifest, hit_rates(manifest, {}), scores)
+    assert (suggestion.lora, suggestion.weight) == ("alice-000002", 1.0)
+    assert "nothing is rated yet" in suggestion.reason and "automatic score" in suggestion.reason
+    tie = {c.images[0].file: "hit" for c in manifest.cells if c.lora is not None}  # every cell 100 %
+    set_ratings(manifest, tie)
+    chosen = recommend(manifest, hit_rates(manifest, tie), scores)
+    assert (chosen.lora, chosen.weight) == ("alice-000002", 1.0) and "breaks the tie" in chosen.reason
+    without = recommend(manifest, hit_rates(manifest, tie))
+    assert (without.lora, without.weight) == ("alice-000001", 0.5)  # the earlier epoch, the lower weight
+
+
+def test_promote_writes_the_chosen_weight_into_the_card(tmp_path: Path) -> None:
+    from lora_lab.sweep.review import set_ratings
+    from lora_lab.sweep.review_data import promote_file
+
+    from .test_review_tab import make_sweep
+
+    manifest = make_sweep(tmp_path)
+    best = next(c for c in manifest.cells if c.lora == "alice-000002" and c.weight == 0.5)
+    set_ratings(manifest, {best.images[0].file: "hit"})
+    Path(manifest.rows[1].file).with_suffix(".json").write_text('{"activation text": "alice"}', encoding="utf-8")
+    _, paths = promote_file(manifest, "alice-v1", tmp_path / "Lora")
+    card = json.loads(paths[0].with_suffix(".json").read_text(encoding="utf-8"))
+    assert card == {"activation text": "alice", "preferred weight": 0.5}

@@ -200,21 +200,43 @@ class Recommendation:
                 "advice": list(self.advice), "tag": f"<lora:{self.lora}:{format_weight(self.weight)}>"}
 
 
-def recommend(manifest: SweepManifest, rates: HitRates) -> Recommendation | None:
-    """The best rated epoch × weight (None until something is rated); see the module docstring."""
+def cell_scores(manifest: SweepManifest, rates: HitRates,
+                scores: dict[str, Any] | None) -> dict[tuple[int, int], float]:
+    """(row, column of `rates.weights`) -> the automatic score, averaged over checkpoints; gated
+    cells count 0."""
+    if not scores:
+        return {}
+    sums: dict[tuple[int, int], list[float]] = {}
+    for cell in manifest.cells:
+        entry = scores.get("cells", {}).get(str(cell.index))
+        if cell.row is None or entry is None or cell.weight not in rates.weights:
+            continue
+        sums.setdefault((cell.row, rates.weights.index(cell.weight)), []).append(float(entry["score"]))
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def recommend(manifest: SweepManifest, rates: HitRates,
+              scores: dict[str, Any] | None = None) -> Recommendation | None:
+    """The best rated epoch × weight; see the module docstring. The person's hit rate decides; the
+    automatic scores (when the sweep was scored) break its ties, and before anything is rated the
+    best score is the suggestion. None with neither."""
+    by_score = cell_scores(manifest, rates, scores)
     rated = [
         (r, c) for r in range(len(rates.rows)) for c in range(len(rates.weights))
         if rates.matrix[r][c].rated
     ]
     if not rated:
-        return None
+        return _from_scores(manifest, rates, by_score)
     best_rate = max(rates.matrix[r][c].fraction for r, c in rated)  # type: ignore[type-var]
     tied = [(r, c) for r, c in rated if rates.matrix[r][c].fraction == best_rate]
-    row, col = min(tied, key=lambda rc: (rc[0], rates.weights[rc[1]]))
+    row, col = min(tied, key=lambda rc: (-by_score.get(rc, 0.0), rc[0], rates.weights[rc[1]]))
     weight, tally = rates.weights[col], rates.matrix[row][col]
     label = rates.rows[row]
     reason = f"{label} at weight {format_weight(weight)}: {tally.describe()}"
-    if len(tied) > 1:
+    if len(tied) > 1 and by_score:
+        reason += (f"; {len(tied) - 1} other setting(s) tie on hit rate: the automatic score "
+                   f"({by_score.get((row, col), 0.0):.2f}) breaks the tie")
+    elif len(tied) > 1:
         reason += f"; {len(tied) - 1} other setting(s) tie: the earlier epoch, then the lower weight, wins"
     advice = []
     same_epoch = rates.matrix[row]
@@ -263,6 +285,20 @@ def _copy_new(source: Path, target: Path) -> None:
             target.unlink()
             raise
     shutil.copystat(source, target)
+
+
+def _from_scores(manifest: SweepManifest, rates: HitRates,
+                 by_score: dict[tuple[int, int], float]) -> Recommendation | None:
+    if not by_score or max(by_score.values()) <= 0:
+        return None
+    (row, col), score = max(by_score.items(), key=lambda kv: (kv[1], -kv[0][0], -rates.weights[kv[0][1]]))
+    weight, label = rates.weights[col], rates.rows[row]
+    reason = (f"{label} at weight {format_weight(weight)}: nothing is rated yet; it has the highest "
+              f"automatic score ({score:.2f}, a tagger's proxy)")
+    advice = ("Rate a few images of the shortlist: your hit rates decide, the scores only fill the gaps.",)
+    manifest_row = manifest.rows[row]
+    return Recommendation(row, weight, manifest_row.lora, label, manifest_row.epoch, manifest_row.file,
+                          rates.matrix[row][col], reason, advice)
 
 
 def promote(file: Path | str, final_name: str, *, move: bool = False) -> list[Path]:

@@ -59,9 +59,11 @@ class Report:
 def report(manifest: SweepManifest) -> Report:
     from .evidence import epoch_losses
 
+    from .scoring import load_scores
+
     ratings = load_ratings(manifest)
     rates = hit_rates(manifest, ratings)
-    return Report(ratings, rates, recommend(manifest, rates), epoch_losses(manifest))
+    return Report(ratings, rates, recommend(manifest, rates, load_scores(manifest)), epoch_losses(manifest))
 
 
 def image_file(manifest: SweepManifest, cell: int, image: int) -> str:
@@ -97,10 +99,28 @@ def promote_file(manifest: SweepManifest, final_name: str, lora_dir: Path, *, mo
         recommendation = report(manifest).recommendation
         if recommendation is None:
             raise ReviewError("nothing is rated yet, so there is no recommendation to promote")
-        row = recommendation.row
+        row, weight = recommendation.row, recommendation.weight
+    else:
+        weight = None
     if not 0 <= row < len(manifest.rows):
         raise ReviewError(f"the sweep has no row {row}")
     source = Path(manifest.rows[row].file)
     if not _inside(source, lora_dir):
         raise ReviewError(f"{source} is not in the Lora folder {lora_dir}; promote it by hand")
-    return manifest.rows[row].label, promote(source, final_name, move=move)
+    paths = promote(source, final_name, move=move)
+    if weight is not None:
+        set_preferred_weight(paths[0], weight)
+    return manifest.rows[row].label, paths
+
+
+def set_preferred_weight(lora: Path, weight: float) -> None:
+    """The Lora card's `preferred weight` (`<name>.json`), so `<lora:name>` from the WebUI's cards
+    uses the weight the sweep chose; the card's other fields are kept."""
+    import json
+
+    from ..dataset.atomic import write_atomic
+
+    card_path = lora.with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    card["preferred weight"] = weight
+    write_atomic(card_path, (json.dumps(card, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
