@@ -224,3 +224,28 @@ def test_the_script_inputs_are_in_the_txt2img_ui(webui: WebUI) -> None:
              "showcase_count", "showcase_seed", "wildcards")
     assert {f"script_lora_lab_grid_{name}" for name in names} <= ids  # txt2img only: no tab in the ids
     assert {"lora_lab_review_hit", "lora_lab_review_rates", "lora_lab_review_promote"} <= ids
+
+
+def test_a_rendered_sweep_is_scored_in_the_webui(webui: WebUI, lora: str, tmp_path: Path) -> None:
+    """Score a real grid's images with a tagger from the WebUI's models folder, through the API."""
+    import time
+
+    from lora_lab.devtools.tiny_tagger import build_tiny_tagger
+
+    build_tiny_tagger(webui.data_dir / "models" / "lora_lab" / "taggers" / "tiny-scores")
+    _, manifest = run_grid(webui, weights="1", seeds=2)
+    train = tmp_path / "train"
+    train.mkdir()
+    for i, image in enumerate(manifest.cells[0].images):  # stand-in training images
+        Image.open(manifest.resolve(image.file)).save(train / f"{i}.png")
+    job = webui.post("/lora-lab/v1/sweep/rescore", {"path": str(manifest.path), "tagger": "tiny-scores",
+                                                    "dataset": str(train)})
+    deadline = time.time() + 120
+    while job["running"] and time.time() < deadline:
+        time.sleep(0.2)
+        job = webui.get(f"/lora-lab/v1/jobs/{job['id']}")
+    assert job["error"] is None, job
+    view = webui.get("/lora-lab/v1/sweep/scores?" + urllib.parse.urlencode({"path": str(manifest.path)}))
+    assert set(view["cells"]) == {str(c.index) for c in manifest.cells}
+    assert all(view["cells"][str(c.index)]["influence"] is not None for c in manifest.cells if c.lora)
+    assert view["shortlist"]
