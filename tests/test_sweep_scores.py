@@ -178,7 +178,9 @@ def test_the_review_tab_scores_and_shows_the_score_map_and_shortlist(scored_swee
     host = StandaloneHost(None, home=home)
     after = rescore(lambda: host, str(manifest.path), 0, 0, "")
     assert "scored 7 cell(s)" in value(after[0])
-    assert "Score (F1 of fidelity and adherence)" in value(after[5]) and "Review these first" in value(after[5])
+    shown = value(after[5])
+    assert "Score (F1 of fidelity and adherence)" in shown and "Review these first" in shown
+    assert all(f"lora-lab-{m}" in shown for m in ("fidelity", "adherence", "diversity", "influence"))
     assert "proxies measured with a tagger" in value(after[5])
 
 

@@ -102,40 +102,53 @@ def message(text: str, error: bool = False) -> str:
     return f"<div class='lora-lab-message{kind}'>{html.escape(text)}</div>" if text else ""
 
 
-def scores_table(manifest: SweepManifest, view: dict | None) -> str:
-    """Automatic scores per epoch × weight (mean over checkpoints), the shortlist and how well the
-    scores agree with the person's hit rates; or how to get them."""
-    if view is None:
-        return ("<div class='lora-lab-message' id='lora_lab_review_scores'>Not scored yet: <b>Score with "
-                "the tagger</b> measures fidelity, adherence, diversity and influence of every cell.</div>")
-    cells = view.get("cells", {})
-    head = "".join(f"<th>{html.escape(c.label)}</th>" for c in manifest.columns if c.weight is not None)
+MEASURES = ("score", "fidelity", "adherence", "diversity", "influence")
+
+
+def _measure_table(manifest: SweepManifest, cells: dict, measure: str) -> str:
+    """One measure per epoch × weight (mean over checkpoints); the score table colours 0-1."""
     weights = [c.weight for c in manifest.columns if c.weight is not None]
+    head = "".join(f"<th>{html.escape(format_weight(w))}</th>" for w in weights)
     rows = []
     for r, row in enumerate(manifest.rows):
         tds = []
         for w in weights:
             entries = [cells[str(c.index)] for c in manifest.cells
                        if c.row == r and c.weight == w and str(c.index) in cells]
-            if not entries:
-                tds.append("<td>–</td>")
-                continue
-            score = sum(e["score"] for e in entries) / len(entries)
+            values = [e[measure] for e in entries if e.get(measure) is not None]
             gated = next((e["gated"] for e in entries if e.get("gated")), None)
-            title = html.escape(gated or " · ".join(
-                f"{k} {e_:.2f}" for k in ("fidelity", "adherence", "diversity", "influence")
-                if (e_ := entries[0].get(k)) is not None))
-            style = "" if gated else f" style='background:{_colour(score)}'"
-            tds.append(f"<td class='lora-lab-rate'{style} title='{title}'>{'gated' if gated else f'{score:.2f}'}</td>")
+            if measure == "score" and gated:
+                tds.append(f"<td class='lora-lab-rate' title='{html.escape(gated)}'>gated</td>")
+            elif not values:
+                tds.append("<td>–</td>")
+            else:
+                value = sum(values) / len(values)
+                if measure in ("score", "fidelity", "adherence"):  # 0 bad … 1 good: the hit-rate colours
+                    tds.append(f"<td class='lora-lab-rate' style='background:{_colour(min(1.0, value))}'>"
+                               f"{value:.2f}</td>")
+                else:  # neither end is good in itself: plain numbers
+                    tds.append(f"<td class='lora-lab-measure'>{value:.2f}</td>")
         rows.append(f"<tr><th scope='row'>{html.escape(row.label)}</th>{''.join(tds)}</tr>")
+    caption = "Score (F1 of fidelity and adherence)" if measure == "score" else measure.capitalize()
+    return (f"<table class='lora-lab-heatmap lora-lab-{measure}'><caption>{caption}</caption><thead><tr>"
+            f"<th>epoch \\ weight</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def scores_table(manifest: SweepManifest, view: dict | None) -> str:
+    """Automatic scores per epoch × weight — score, fidelity, adherence, diversity, influence —
+    the shortlist and how well the scores agree with the person's hit rates; or how to get them."""
+    if view is None:
+        return ("<div class='lora-lab-message' id='lora_lab_review_scores'>Not scored yet: <b>Score with "
+                "the tagger</b> measures fidelity, adherence, diversity and influence of every cell.</div>")
+    cells = view.get("cells", {})
+    tables = "".join(_measure_table(manifest, cells, m) for m in MEASURES)
     shortlist = "".join(f"<li>{html.escape(s['label'])} <code>&lt;lora:{html.escape(s['lora'])}:"
                         f"{format_weight(s['weight'])}&gt;</code> {s['score']:.2f}</li>"
                         for s in view.get("shortlist", []))
     agreement = view.get("agreement")
     trust = ("" if agreement is None else
              f"<div>agreement with your hit rates (rank correlation): {agreement:+.2f}</div>")
-    return (f"<div id='lora_lab_review_scores'><table class='lora-lab-heatmap'><caption>Score (F1 of fidelity "
-            f"and adherence), tagger {html.escape(str(view.get('tagger')))}</caption><thead><tr><th>epoch \\ "
-            f"weight</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f"<div id='lora_lab_review_scores'><div>Tagger {html.escape(str(view.get('tagger')))}</div>"
+            f"<div class='lora-lab-heatmaps'>{tables}</div>"
             f"<div>Review these first:</div><ol class='lora-lab-shortlist'>{shortlist}</ol>{trust}"
             "<div class='lora-lab-status'>Scores are proxies measured with a tagger; you decide.</div></div>")
