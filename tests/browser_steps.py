@@ -50,3 +50,19 @@ def tag_folder_then_edit_and_undo(browser, folder: Path, model_name: str) -> Non
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_edit_undo").click()
     wait.until(lambda d: "undid" in d.find_element(By.CSS_SELECTOR, "#lora_lab_edit_status").text)
     assert {p.name: p.read_bytes() for p in folder.glob("*.txt")} == tagged
+
+
+def open_train_tab_in_webui(browser, url: str, folder: Path) -> None:
+    """Two 64 px images in `folder` (a kohya `3_ohwx` folder is typical); the WebUI page open on
+    LoRA Lab → Train."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder.mkdir(parents=True)
+    for i, colour in enumerate(["teal", "navy"]):
+        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"ohwx, {colour}")
+    browser.get(url)
+    WebDriverWait(browser, 240).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
+    click_tab(browser, "tabs", "LoRA Lab")
+    click_tab(browser, "lora_lab_tabs", "Train")

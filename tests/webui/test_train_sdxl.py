@@ -94,22 +94,15 @@ def test_grid_sweeps_two_epochs_by_two_weights_with_a_baseline_on_sdxl(webui, sd
 
 @pytest.mark.browser
 def test_train_tab_on_sdxl_defaults_to_1024_and_runs(webui, browser, sdxl_loaded, tmp_path: Path) -> None:
-    from PIL import Image
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.browser_steps import click_tab, field
+    from tests.browser_steps import field, open_train_tab_in_webui
 
     folder = tmp_path / "train" / "3_ohwx"
-    folder.mkdir(parents=True)
-    for i, colour in enumerate(["teal", "navy"]):
-        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
     before = webui.get("/lora-lab/v1/model/fingerprint")
-    browser.get(webui.url)
+    open_train_tab_in_webui(browser, webui.url, folder)
     wait = WebDriverWait(browser, 240)
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
-    click_tab(browser, "tabs", "LoRA Lab")
-    click_tab(browser, "lora_lab_tabs", "Train")
     assert field(browser, "lora_lab_train_resolution").get_attribute("value") == "1024"  # SDXL's size
     for name, value in [("dataset_dir", str(folder.parent)), ("name", "t2xltab")]:
         field(browser, f"lora_lab_train_{name}").send_keys(value)

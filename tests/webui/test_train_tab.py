@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from tests.browser_steps import click_tab, field
+from tests.browser_steps import field, open_train_tab_in_webui
 
 pytestmark = pytest.mark.browser
 
@@ -16,16 +15,9 @@ def test_train_tab_run_completes(webui, browser, tmp_path: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     folder = tmp_path / "train" / "3_ohwx"
-    folder.mkdir(parents=True)
-    for i, colour in enumerate(["teal", "navy"]):
-        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"ohwx, {colour}")
     before = webui.get("/lora-lab/v1/model/fingerprint")
-    browser.get(webui.url)
+    open_train_tab_in_webui(browser, webui.url, folder)
     wait = WebDriverWait(browser, 240)
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
-    click_tab(browser, "tabs", "LoRA Lab")
-    click_tab(browser, "lora_lab_tabs", "Train")
     for name, value in [("dataset_dir", str(folder.parent)), ("name", "t2tab")]:
         field(browser, f"lora_lab_train_{name}").send_keys(value)
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_train_group_output .label-wrap").click()  # folded
