@@ -226,8 +226,10 @@ def test_the_script_inputs_are_in_the_txt2img_ui(webui: WebUI) -> None:
     assert {"lora_lab_review_hit", "lora_lab_review_rates", "lora_lab_review_promote"} <= ids
 
 
-def test_a_rendered_sweep_is_scored_in_the_webui(webui: WebUI, lora: str, tmp_path: Path) -> None:
-    """Score a real grid's images with a tagger from the WebUI's models folder, through the API."""
+@pytest.mark.browser
+def test_a_rendered_sweep_is_scored_in_the_webui(webui: WebUI, lora: str, browser, tmp_path: Path) -> None:
+    """Score a real grid's images with a tagger from the WebUI's models folder, through the API;
+    the Review tab then shows the score maps and the shortlist."""
     import time
 
     from lora_lab.devtools.tiny_tagger import build_tiny_tagger
@@ -249,3 +251,19 @@ def test_a_rendered_sweep_is_scored_in_the_webui(webui: WebUI, lora: str, tmp_pa
     assert set(view["cells"]) == {str(c.index) for c in manifest.cells}
     assert all(view["cells"][str(c.index)]["influence"] is not None for c in manifest.cells if c.lora)
     assert view["shortlist"]
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser_steps import click_tab, field
+
+    browser.get(webui.url)
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
+    click_tab(browser, "tabs", "LoRA Lab")
+    click_tab(browser, "lora_lab_tabs", "Review")
+    field(browser, "lora_lab_review_path").send_keys(str(manifest.path))
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_review_load").click()
+    wait.until(lambda d: "Review these first" in d.find_element(By.CSS_SELECTOR, "#lora_lab_review_rates").text)
+    shown = browser.find_element(By.CSS_SELECTOR, "#lora_lab_review_rates").text
+    assert "Score (F1 of fidelity and adherence)" in shown and "Influence" in shown
