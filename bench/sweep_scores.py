@@ -6,7 +6,7 @@ tagger, against rendering them with an SD1.5-size UNet at 256 px (CPU).
 Rendering: the standalone sampler (Euler, classifier-free guidance, so two UNet passes a step) on
 a random SD1.5-size UNet and CLIP-L, `--steps` steps per image, the floor every sweep pays. Scoring:
 `score_sweep` on a sweep of those images (plus as many training images) with bench/tagging.py's
-388 MB ConvNeXt-base-size WD14 stand-in — tagging, the metrics and the scores file. Prints seconds
+388 MB ConvNeXt-base-size WD14 stand-in — tagging, the metrics and saving them in the manifest. Prints seconds
 per image for both and scoring ÷ rendering (goal: ≤ 0.10, i.e. scoring adds at most 10 %).
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main() -> None:
         score = (time.perf_counter() - began) / args.images
     print(f"SD1.5-size UNet, 256 px, {args.steps} Euler steps with CFG, {args.threads} thread(s)")
     print(f"  render  {render:7.2f} s/image")
-    print(f"  score   {score:7.2f} s/image (tagging the sweep image and one training image each, metrics, file)")
+    print(f"  score   {score:7.2f} s/image (tagging the sweep image and one training image each, metrics, manifest)")
     print(f"  scoring / rendering: {score / render:.3f}  (goal <= 0.10)")
 
 

@@ -94,6 +94,13 @@ def test_scoring_a_sweep_stores_every_cell_and_a_shortlist(scored_sweep, tiny_ta
     manifest, data = scored_sweep
     document = score_sweep(manifest, tiny_tagger_dir, data)
     assert load_scores(manifest) == json.loads(json.dumps(document))
+    from lora_lab.sweep.manifest import load_manifest
+
+    on_disk = load_manifest(manifest.path)  # stored in the manifest beside each cell and image
+    lora_cell = next(c for c in on_disk.cells if c.lora is not None)
+    assert lora_cell.scores["score"] == document["cells"][str(lora_cell.index)]["score"]
+    assert all(image.scores is not None and "fidelity" in image.scores for image in lora_cell.images)
+    assert load_scores(on_disk) == json.loads(json.dumps(document))
     assert set(document["cells"]) == {str(c.index) for c in manifest.cells}
     baseline = next(c for c in manifest.cells if c.lora is None)
     assert document["cells"][str(baseline.index)]["influence"] is None

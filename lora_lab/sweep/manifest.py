@@ -35,6 +35,7 @@ class ManifestImage:
     seed: int
     file: str | None = None  # relative to the manifest folder; None until rendered
     infotext: str = ""
+    scores: dict[str, Any] | None = None  # automatic measures (sweep/scores.py), once scored
 
 
 @dataclass
@@ -49,6 +50,7 @@ class ManifestCell:
     prompts: list[str]
     seeds: list[int]
     images: list[ManifestImage]
+    scores: dict[str, Any] | None = None  # the cell's automatic measures and score, once scored
 
     @property
     def done(self) -> bool:
@@ -164,11 +166,21 @@ class SweepManifest:
             "rows": [vars(r) for r in self.rows],
             "columns": [vars(c) for c in self.columns],
             "cells": [
-                {**{k: v for k, v in vars(c).items() if k != "images"}, "images": [vars(i) for i in c.images]}
+                {**_without_empty_scores({k: v for k, v in vars(c).items() if k != "images"}),
+                 "images": [_without_empty_scores(vars(i)) for i in c.images]}
                 for c in self.cells
             ],
             "pages": [{**vars(p), "slots": [list(s) for s in p.slots]} for p in self.pages],
         }
+
+
+def _without_empty_scores(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if not (k == "scores" and v is None)}
+
+
+def _scores(data: dict[str, Any]) -> dict[str, Any] | None:
+    value = data.get("scores")
+    return value if isinstance(value, dict) else None
 
 
 def new_manifest(plan: SweepPlan, path: Path, parameters: dict[str, Any] | None = None) -> SweepManifest:
@@ -268,12 +280,12 @@ def load_manifest(path: Path | str) -> SweepManifest:
             doc.index(prompt, len(prompts), f"{at}.prompt")
             images.append(ManifestImage(prompt, doc.get(image, "seed", int, at),
                                         doc.get(image, "file", str, at, nullable=True),
-                                        doc.get(image, "infotext", str, at)))
+                                        doc.get(image, "infotext", str, at), _scores(image)))
         cell = ManifestCell(
             doc.get(c, "index", int, where), doc.get(c, "checkpoint", str, where),
             doc.get(c, "row", int, where, nullable=True), doc.get(c, "col", int, where),
             doc.get(c, "lora", str, where, nullable=True), doc.get(c, "weight", float, where, nullable=True),
-            doc.get(c, "label", str, where), prompts, seeds, images,
+            doc.get(c, "label", str, where), prompts, seeds, images, _scores(c),
         )
         if cell.index != i:
             raise doc.fail(f"{where}.index", f"is {cell.index}, expected {i}")

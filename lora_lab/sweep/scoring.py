@@ -1,6 +1,6 @@
 """Score a rendered sweep with a WD14 tagger: tag its images and the training images, compute the
-measures of `scores.py` per image and cell, and keep them beside the manifest
-(`sweep.scores.json`; re-scoring, e.g. with another tagger, replaces it)."""
+measures of `scores.py` per image and cell, and keep them in the manifest beside each cell and
+image (re-scoring, e.g. with another tagger, replaces them)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset.atomic import write_atomic
 from ..dataset.images import find_images, load_rgb
 from .manifest import SweepManifest
 from .scores import BETA, THRESHOLD, artefact, characteristic_tags, rank_correlation, score_cell
@@ -21,15 +20,30 @@ class ScoringError(ValueError):
     pass
 
 
-def scores_path(manifest: SweepManifest) -> Path:
-    return manifest.path.with_name(f"{manifest.path.stem}.scores.json")
+SCORING = "lora_lab_scoring"  # the manifest parameter saying how it was scored
 
 
 def load_scores(manifest: SweepManifest) -> dict[str, Any] | None:
-    path = scores_path(manifest)
-    if not path.is_file():
+    """The scores document from the manifest (None before scoring): how it was scored and each
+    cell's measures (with its images')."""
+    how = manifest.parameters.get(SCORING)
+    if not isinstance(how, dict):
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    cells = {str(c.index): {**c.scores, "images": [i.scores for i in c.images if i.scores is not None]}
+             for c in manifest.cells if c.scores is not None}
+    return {**how, "cells": cells}
+
+
+def _store(manifest: SweepManifest, how: dict[str, Any], cells: dict[str, Any]) -> None:
+    """Each cell's and image's measures beside them in the manifest, saved atomically."""
+    for cell in manifest.cells:
+        entry = cells.get(str(cell.index))
+        cell.scores = None if entry is None else {k: v for k, v in entry.items() if k != "images"}
+        shown = iter(entry["images"] if entry else [])
+        for image in cell.images:
+            image.scores = next(shown, None) if image.file is not None else None
+    manifest.parameters[SCORING] = how
+    manifest.save()
 
 
 def training_folder(manifest: SweepManifest) -> Path | None:
@@ -109,11 +123,10 @@ def score_sweep(manifest: SweepManifest, tagger_dir: Path, dataset: Path | None 
             np.stack([image_probs(b) for b in base_paths])  # type: ignore[arg-type]
         problems = [artefact(np.asarray(load_rgb(p))) if p.is_file() else "missing file" for _, p, _ in shown]
         cells[str(cell.index)] = score_cell(matrix, train, characteristic, tags, baseline, problems).to_json()
-    document = {"tagger": Path(tagger_dir).name, "dataset": str(dataset), "threshold": THRESHOLD, "beta": BETA,
-                "characteristic_tags": [tagger.labels.names[i] for i in np.flatnonzero(characteristic)],
-                "cells": cells}
-    write_atomic(scores_path(manifest), (json.dumps(document, indent=1) + "\n").encode("utf-8"))
-    return document
+    how = {"tagger": Path(tagger_dir).name, "dataset": str(dataset), "threshold": THRESHOLD, "beta": BETA,
+           "characteristic_tags": [tagger.labels.names[i] for i in np.flatnonzero(characteristic)]}
+    _store(manifest, how, cells)
+    return {**how, "cells": cells}
 
 
 def shortlist(manifest: SweepManifest, scores: dict[str, Any], count: int = 3) -> list[dict[str, Any]]:
