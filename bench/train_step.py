@@ -13,7 +13,8 @@ SD's 8× downsampling: latents are cached before the timed steps, so its size do
 pooled output), conditioned with context and y as the trainer builds them; "with the text encoder"
 trains both.
 
-Floor: `unet(x, t, context)` with frozen weights and `x.requires_grad_()` — the activation
+Floor: `unet(x, t, context)` with frozen weights, the attention through torch's SDPA as the trainer
+runs it, and `x.requires_grad_()` — the activation
 gradients any LoRA step must compute, nothing more — plus a backward into the text encoder's token
 embedding when the text encoder is trained. It runs on an untouched copy of the same weights,
 interleaved with our steps: after each of the trainer's progress reports one floor step runs, so
@@ -53,6 +54,7 @@ from lora_lab.host.ldm_loader import clip_tokenizer  # noqa: E402
 from lora_lab.host.progress import InterruptEvent, ReentrantExclusive  # noqa: E402
 from lora_lab.host.protocol import HostInfo, ModelParts  # noqa: E402
 from lora_lab.train import TrainConfig, train  # noqa: E402
+from lora_lab.train.sdpa import sdpa_attention  # noqa: E402
 from lora_lab.train.text import SdxlText, encode_text, size_vector  # noqa: E402
 
 
@@ -295,8 +297,9 @@ class Floor:
                 cond = self.encode()
             else:
                 cond = self.cached
-            loss = F.mse_loss(self.unet(x, t, **cond).float(), noise)
-        loss.backward()
+            with sdpa_attention(self.unet):  # the trainer's attention: the floor is the fast one too
+                loss = F.mse_loss(self.unet(x, t, **cond).float(), noise)
+                loss.backward()
         for embedding in embeddings:
             embedding.requires_grad_(False)
             embedding.grad = None

@@ -38,6 +38,7 @@ from .network import LoRANetwork, inject
 from .optim import make_optimizer, make_scheduler
 from .save import SAVE_DTYPES, card_sidecar, epoch_metadata, file_name, output_dir_problems, \
     read_resume_file, resume_problems, run_metadata, save_lora, write_json
+from .sdpa import sdpa_attention
 from .text import FrozenTextCache, SdxlText, encode_text, size_vector
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,7 @@ class _Run:
     def _model_prepared(self) -> Iterator[None]:
         parts = self.parts
         models = [m for m in (parts.unet, parts.text_encoder, parts.text_encoder_2, parts.vae) if m is not None]
-        with frozen(*models), inject(self.network), \
+        with frozen(*models), inject(self.network), sdpa_attention(parts.unet), \
                 block_forwards(parts.unet, self.config.gradient_checkpointing), \
                 torch.enable_grad():
             self.network.train()

@@ -1,0 +1,61 @@
+"""For a run, the UNet's attention through torch's fused `scaled_dot_product_attention`.
+
+Whatever the host applied for inference — ldm's own einsum attention (the standalone host), the
+WebUI's split attention on the CPU, xformers or SDPA on a GPU — each ldm/sgm `CrossAttention` gets
+an instance `forward` with the same math through SDPA (exact softmax attention, scale
+1/sqrt(head dim)); the class-level forward (and any WebUI patch on it) is untouched, and every
+instance's own `forward` comes back afterwards, as the LoRA's do. The projections are called as
+modules, so the LoRA adapters on to_q/to_k/to_v/to_out apply. A call with a mask or sgm's extra
+arguments goes to the host's forward.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_ATTENTIONS = ("CrossAttention", "MemoryEfficientCrossAttention")
+_MISSING = object()
+
+
+def _forward(module: torch.nn.Module) -> Any:
+    heads = int(module.heads)
+    host = module.__dict__.get("forward") or type(module).forward.__get__(module)
+
+    def forward(x: torch.Tensor, context: torch.Tensor | None = None, mask: Any = None, **extra: Any) -> Any:
+        if mask is not None or any(extra.values()):
+            return host(x, context, mask, **extra)
+        q = module.to_q(x)
+        source = x if context is None else context
+        k, v = module.to_k(source), module.to_v(source)
+        b, n, _ = q.shape
+        q, k, v = (t.view(b, t.shape[1], heads, t.shape[-1] // heads).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return module.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+    return forward
+
+
+def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if type(m).__name__ in _ATTENTIONS
+            and all(hasattr(m, a) for a in ("to_q", "to_k", "to_v", "to_out", "heads"))]
+
+
+@contextmanager
+def sdpa_attention(model: torch.nn.Module) -> Iterator[int]:
+    """Route `model`'s cross-attention modules through SDPA for the block; yields how many."""
+    saved: list[tuple[torch.nn.Module, Any]] = []
+    try:
+        for module in attention_modules(model):
+            saved.append((module, module.__dict__.get("forward", _MISSING)))
+            module.forward = _forward(module)
+        yield len(saved)
+    finally:
+        for module, previous in reversed(saved):
+            if previous is _MISSING:
+                module.__dict__.pop("forward", None)
+            else:
+                module.forward = previous
