@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .forwards import swapped_forwards
+
 # block class -> the flag that sends its forward through ldm's checkpoint (None: always does)
 _BLOCKS: dict[str, str | None] = {"BasicTransformerBlock": "checkpoint", "ResBlock": "use_checkpoint",
                                   "AttentionBlock": None}
-_MISSING = object()
 
 
 def _checkpointed(block: torch.nn.Module) -> Any:
@@ -31,27 +32,19 @@ def _checkpointed(block: torch.nn.Module) -> Any:
     return forward
 
 
+def _replacements(unet: torch.nn.Module, gradient_checkpointing: bool) -> Iterator[tuple[torch.nn.Module, Any]]:
+    for block in unet.modules():
+        kind = type(block).__name__
+        if kind not in _BLOCKS or not hasattr(block, "_forward"):
+            continue
+        flag = _BLOCKS[kind]
+        if gradient_checkpointing:
+            yield block, _checkpointed(block)
+        elif flag is None or getattr(block, flag, False):
+            yield block, block._forward
+
+
 @contextmanager
 def block_forwards(unet: torch.nn.Module, gradient_checkpointing: bool) -> Iterator[None]:
-    saved: list[tuple[torch.nn.Module, Any]] = []
-    try:
-        for block in unet.modules():
-            kind = type(block).__name__
-            if kind not in _BLOCKS or not hasattr(block, "_forward"):
-                continue
-            flag = _BLOCKS[kind]
-            if gradient_checkpointing:
-                replacement = _checkpointed(block)
-            elif flag is None or getattr(block, flag, False):
-                replacement = block._forward
-            else:
-                continue
-            saved.append((block, block.__dict__.get("forward", _MISSING)))
-            block.forward = replacement
+    with swapped_forwards(_replacements(unet, gradient_checkpointing)):
         yield
-    finally:
-        for block, previous in reversed(saved):
-            if previous is _MISSING:
-                block.__dict__.pop("forward", None)
-            else:
-                block.forward = previous

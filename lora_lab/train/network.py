@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import attention_forward
+from .forwards import swapped_forwards
 from .keys import Target
 
 
@@ -178,30 +179,8 @@ def _forwards(network: LoRANetwork) -> list[tuple[torch.nn.Module, Any]]:
     return out
 
 
-_MISSING = object()
-
-
 @contextmanager
 def inject(network: LoRANetwork) -> Iterator[None]:
-    """Route every target's forward through its adapter; afterwards each module's `__dict__` holds
-    exactly the `forward` entry (or its absence) it had before."""
-    saved: list[tuple[torch.nn.Module, Any]] = []
-    try:
-        for module, forward in _forwards(network):
-            saved.append((module, module.__dict__.get("forward", _MISSING)))
-            module.forward = forward
-    except BaseException:
-        _put_back(saved)
-        raise
-    try:
+    """Route every target's forward through its adapter, for the block (`forwards.swapped_forwards`)."""
+    with swapped_forwards(_forwards(network)):
         yield
-    finally:
-        _put_back(saved)
-
-
-def _put_back(saved: list[tuple[torch.nn.Module, Any]]) -> None:
-    for module, previous in reversed(saved):
-        if previous is _MISSING:
-            module.__dict__.pop("forward", None)
-        else:
-            module.forward = previous

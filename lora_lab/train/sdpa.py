@@ -17,8 +17,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .forwards import swapped_forwards
+
 _ATTENTIONS = ("CrossAttention", "MemoryEfficientCrossAttention")
-_MISSING = object()
 
 
 def _forward(module: torch.nn.Module) -> Any:
@@ -47,15 +48,5 @@ def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
 @contextmanager
 def sdpa_attention(model: torch.nn.Module) -> Iterator[int]:
     """Route `model`'s cross-attention modules through SDPA for the block; yields how many."""
-    saved: list[tuple[torch.nn.Module, Any]] = []
-    try:
-        for module in attention_modules(model):
-            saved.append((module, module.__dict__.get("forward", _MISSING)))
-            module.forward = _forward(module)
-        yield len(saved)
-    finally:
-        for module, previous in reversed(saved):
-            if previous is _MISSING:
-                module.__dict__.pop("forward", None)
-            else:
-                module.forward = previous
+    with swapped_forwards((m, _forward(m)) for m in attention_modules(model)) as count:
+        yield count
