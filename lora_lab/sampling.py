@@ -17,13 +17,12 @@ def encode_prompts(parts: ModelParts, prompts: list[str], width: int = 512,
     and target size and no crop, as the WebUI generates)."""
     import torch
 
-    from .train.text import encode_text, encode_sdxl_te1, encode_sdxl_te2, size_vector
+    from .train.text import SdxlText, encode_text, size_vector
 
     with torch.no_grad():
         if not parts.is_sdxl:
             return {"context": encode_text(parts, prompts, parts.clip_skip)}
-        h2, pooled = encode_sdxl_te2(parts, prompts)
-        context = torch.cat([encode_sdxl_te1(parts, prompts), h2], dim=2)
+        context, pooled = SdxlText(parts, train_te1=False, train_te2=False)(prompts)
         size = torch.tensor([[height, width]] * len(prompts))
         return {"context": context, "y": size_vector(parts, pooled, size, torch.zeros_like(size), size)}
 

@@ -26,12 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def tiny_model(args: argparse.Namespace) -> int:
     from ..devtools.tiny_model import build_tiny_model
 
-    sgm_root = None
-    if args.sgm is not None:
-        from ..host.sgm_import import sgm_root as find_sgm
+    from ..host.sgm_import import sgm_root_in
 
-        sgm_root = find_sgm(webui=args.sgm, checkout=args.sgm) or args.sgm
-    print(build_tiny_model(args.out_dir, args.family, sgm_root))
+    print(build_tiny_model(args.out_dir, args.family, sgm_root_in(args.sgm) if args.sgm else None))
     return 0
 
 

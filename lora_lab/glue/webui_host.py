@@ -123,8 +123,6 @@ class WebUIHost:
     def model_parts(self) -> ModelParts:
         """The loaded model's parts, with any LoRA the last generation merged into the weights taken
         out again (else training would silently train on top of it)."""
-        import torch
-
         model = shared.sd_model
         family = family_of_model(model)
         if family is None:
@@ -145,12 +143,9 @@ class WebUIHost:
             text_encoder, tokenizer, clip_skip = wrapped.model, open_clip.tokenize, wrapped.layer_idx + 1
         unet = model.model.diffusion_model
         first = next(unet.parameters())
-        alphas = getattr(model, "alphas_cumprod_original", None)
-        if alphas is None:
-            alphas = model.alphas_cumprod
         return ModelParts(
             unet=unet, text_encoder=text_encoder, tokenizer=tokenizer,
-            vae=model.first_stage_model, alphas_cumprod=alphas.detach().to(torch.float32).cpu(),
+            vae=model.first_stage_model, alphas_cumprod=training_schedule(model),
             parameterization=model.parameterization, family=family,
             latent_scale=float(model.scale_factor), device=first.device, dtype=first.dtype,
             checkpoint_name=model.sd_checkpoint_info.name_for_extra, clip_skip=clip_skip,
@@ -159,17 +154,12 @@ class WebUIHost:
 
     def _sdxl_parts(self, model: Any) -> ModelParts:
         """sgm's DiffusionEngine: the WebUI wraps both text embedders (`.wrapped` is sgm's)."""
-        import torch
-
         from ..host.sgm_loader import parts_from_sgm
 
         embedders = model.conditioner.embedders
         te1, te2 = (getattr(e, "wrapped", e) for e in embedders[:2])
         parts = parts_from_sgm(model, model.sd_checkpoint_info.name_for_extra, te1, te2)
-        alphas = getattr(model, "alphas_cumprod_original", None)
-        if alphas is None:
-            alphas = model.alphas_cumprod
-        parts.alphas_cumprod = alphas.detach().to(torch.float32).cpu()
+        parts.alphas_cumprod = training_schedule(model)
         parts.parameterization = model.parameterization  # the WebUI's extend_sdxl read it off the denoiser
         parts.checkpoint_sha256 = getattr(model.sd_checkpoint_info, "sha256", None)
         return parts
@@ -259,6 +249,17 @@ class WebUIHost:
 
     def models_dir(self) -> Path:
         return Path(paths.models_path) / "lora_lab"
+
+
+def training_schedule(model: Any) -> Any:
+    """float32[1000] on the CPU: the model's own schedule, never a per-generation override (the
+    WebUI keeps the original as `alphas_cumprod_original` while one is active)."""
+    import torch
+
+    alphas = getattr(model, "alphas_cumprod_original", None)
+    if alphas is None:
+        alphas = model.alphas_cumprod
+    return alphas.detach().to(torch.float32).cpu()
 
 
 def restore_base_weights(model: object) -> None:

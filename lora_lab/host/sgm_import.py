@@ -50,6 +50,12 @@ def sgm_root(webui: Path | None = None, checkout: Path | None = None) -> Path | 
     return None
 
 
+def sgm_root_in(folder: Path) -> Path:
+    """`folder` as an sgm root: a WebUI folder (its repositories/generative-models) or a
+    generative-models checkout; unchanged when it is neither (import_sgm then says so)."""
+    return sgm_root(webui=folder, checkout=folder) or Path(folder)
+
+
 def import_sgm(root: Path | None = None) -> types.ModuleType:
     """Import and return `sgm` with its UNet, autoencoder and conditioner modules loaded.
 

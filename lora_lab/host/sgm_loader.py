@@ -11,7 +11,7 @@ from typing import Any
 from .ldm_loader import CheckpointError, _offline_clip, _open_clip_without_downloads, read_state_dict
 from .ldm_import import quiet
 from .protocol import ModelParts
-from .sgm_import import SgmUnavailable, import_sgm
+from .sgm_import import SgmUnavailable, import_sgm, sgm_root_in
 
 # what an SDXL checkpoint must hold
 NEEDED = ("model.diffusion_model.", "first_stage_model.", "conditioner.embedders.0.transformer.",
@@ -41,10 +41,8 @@ def load_sgm(checkpoint: Path, cfg: dict[str, Any], device: str = "cpu",
     strictly). Raises CheckpointError, with how to point LoRA Lab at `sgm` when it is missing."""
     import torch
 
-    from .sgm_import import sgm_root as find_sgm
-
     if sgm_root is not None:  # a WebUI folder or a generative-models checkout
-        sgm_root = find_sgm(webui=sgm_root, checkout=sgm_root) or sgm_root
+        sgm_root = sgm_root_in(sgm_root)
     try:
         model = build_sgm(cfg, sgm_root, device)
     except SgmUnavailable as e:

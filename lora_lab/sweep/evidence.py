@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..safetensors_header import HeaderError, read_metadata
+from .family import float_or_none
 from .manifest import SweepManifest
 
 KEYS = {"stable": "lora_lab_stable_loss", "val": "lora_lab_val_loss"}
@@ -19,12 +20,6 @@ def epoch_losses(manifest: SweepManifest) -> list[dict[str, float | None]]:
             meta = read_metadata(Path(row.file))
         except (OSError, HeaderError):
             meta = {}
-        out.append({name: _float(meta.get(key)) for name, key in KEYS.items()})
+        out.append({name: float_or_none(meta.get(key)) for name, key in KEYS.items()})
     return out
 
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

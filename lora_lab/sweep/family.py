@@ -50,7 +50,7 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-def _float_or_none(text: str | None) -> float | None:
+def float_or_none(text: str | None) -> float | None:
     try:
         return float(text) if text is not None else None
     except ValueError:
@@ -194,7 +194,7 @@ def _describe(path: Path) -> tuple[EpochFile, str]:
         epoch=meta_epoch if meta_epoch is not None else name_epoch,
         steps=steps if steps is not None else _int_or_none(meta.get("ss_steps")),
         output_name=output_name, run=run,
-        started_at=_float_or_none(meta.get("ss_training_started_at")), problem=problem,
+        started_at=float_or_none(meta.get("ss_training_started_at")), problem=problem,
         base_model=base_model(meta),
     )
     return file, output_name or base

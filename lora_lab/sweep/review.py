@@ -24,7 +24,7 @@ from typing import Any
 
 from .family import LORA_SUFFIXES
 from .jsonfile import JsonFileError, read_json, write_json_atomic
-from .manifest import SweepManifest
+from .manifest import ManifestCell, SweepManifest
 from .weights import format_weight
 
 RATINGS_SCHEMA = "lora-lab/sweep-ratings"
@@ -153,6 +153,15 @@ class HitRates:
         }
 
 
+def cell_tally(cell: ManifestCell, ratings: Mapping[str, str]) -> Tally:
+    """Hits, misses and unrated images of one cell."""
+    tally = Tally()
+    for image in cell.images:
+        value = ratings.get(image.file) if image.file is not None else None
+        tally += Tally(int(value == HIT), int(value == MISS), int(value is None))
+    return tally
+
+
 def hit_rates(manifest: SweepManifest, ratings: Mapping[str, str]) -> HitRates:
     weight_cols = [i for i, c in enumerate(manifest.columns) if c.weight is not None]
     col_at = {col: j for j, col in enumerate(weight_cols)}
@@ -160,10 +169,7 @@ def hit_rates(manifest: SweepManifest, ratings: Mapping[str, str]) -> HitRates:
     per: dict[str, list[list[Tally]]] = {c: [list(r) for r in empty] for c in manifest.checkpoints}
     base: dict[str, Tally] = {}
     for cell in manifest.cells:
-        tally = Tally()
-        for image in cell.images:
-            value = ratings.get(image.file) if image.file is not None else None
-            tally += Tally(int(value == HIT), int(value == MISS), int(value is None))
+        tally = cell_tally(cell, ratings)
         if cell.row is None:
             base[cell.checkpoint] = base.get(cell.checkpoint, Tally()) + tally
         else:

@@ -167,13 +167,10 @@ def choose_tagger(name: str | None, models_dir: Path) -> Path:
 
 def cell_hit_rates(manifest: SweepManifest, ratings: dict[str, str]) -> dict[int, float]:
     """Per LoRA cell with rated images: hits / rated."""
-    out = {}
-    for cell in manifest.cells:
-        marks = [ratings.get(img.file) for img in cell.images if img.file is not None]
-        rated = [m for m in marks if m in ("hit", "miss")]
-        if cell.lora is not None and rated:
-            out[cell.index] = rated.count("hit") / len(rated)
-    return out
+    from .review import cell_tally
+
+    rates = {cell.index: cell_tally(cell, ratings).rate for cell in manifest.cells if cell.lora is not None}
+    return {index: rate for index, rate in rates.items() if rate is not None}
 
 
 def scores_view(manifest: SweepManifest, ratings: dict[str, str]) -> dict[str, Any] | None:

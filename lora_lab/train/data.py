@@ -164,30 +164,10 @@ def load_dataset(config: TrainConfig) -> Dataset:
     missing_captions = 0
     for subset, images in groups:
         for path in images:
-            try:
-                info = inspect_image(path)
-                check_decodes(path)  # here, not mid-caching: a bad image is left out, not fatal
-            except ImageProblem as e:
-                notes.append(f"skipped {path.name}: {e.reason}")
-                continue
-            text = ""
-            cap = caption_path(path, config.caption_extension)
-            if cap.is_file():
-                try:
-                    text = _first_line(decode_caption(cap.read_bytes(), cap)[0])
-                except CaptionEncodingError as e:
-                    problems.append(str(e))
-                    continue
-            else:
-                missing_captions += 1
-            parsed = _caption_items(text) if text else ([subset.trigger] if subset.trigger else [])
-            if config.prepend_trigger and subset.trigger:
-                parsed = _with_trigger_first(parsed, subset.trigger)
-            parsed, fixed = _fixed_count(parsed, config.keep_tokens)
-            fit = grid.fit(info.width, info.height) if grid else \
-                _square_fit(info.width, info.height, config.resolution)
-            items.append(Item(len(items), path, subset, fit, ", ".join(parsed), parsed, fixed,
-                              (info.width, info.height)))
+            item = _read_item(path, subset, config, grid, len(items), notes, problems)
+            if item is not None:
+                items.append(item)
+                missing_captions += not caption_path(path, config.caption_extension).is_file()
     if problems:
         raise TrainConfigError(problems)
     items, holdout = _split_holdout(items, config, grid, notes)
@@ -203,6 +183,32 @@ def load_dataset(config: TrainConfig) -> Dataset:
               for s in subsets]
     step_plan = plan(counts, config.batch_size, config.grad_accum, config.epochs, config.flip)
     return Dataset(root, subsets, items, step_plan, notes, holdout)
+
+
+def _read_item(path: Path, subset: Subset, config: TrainConfig, grid: BucketGrid | None, index: int,
+               notes: list[str], problems: list[str], skipped: str = "skipped") -> Item | None:
+    """One image as a training item: decoded here, not mid-caching (a bad image is left out with
+    its reason in `notes`, not fatal); an unreadable caption goes to `problems`."""
+    try:
+        info = inspect_image(path)
+        check_decodes(path)
+    except ImageProblem as e:
+        notes.append(f"{skipped} {path.name}: {e.reason}")
+        return None
+    text = ""
+    cap = caption_path(path, config.caption_extension)
+    if cap.is_file():
+        try:
+            text = _first_line(decode_caption(cap.read_bytes(), cap)[0])
+        except CaptionEncodingError as e:
+            problems.append(str(e))
+            return None
+    parsed = _caption_items(text) if text else ([subset.trigger] if subset.trigger else [])
+    if config.prepend_trigger and subset.trigger:
+        parsed = _with_trigger_first(parsed, subset.trigger)
+    parsed, fixed = _fixed_count(parsed, config.keep_tokens)
+    fit = grid.fit(info.width, info.height) if grid else _square_fit(info.width, info.height, config.resolution)
+    return Item(index, path, subset, fit, ", ".join(parsed), parsed, fixed, (info.width, info.height))
 
 
 def holdout_count(spec: str, images: int) -> int:
@@ -250,19 +256,14 @@ def _folder_items(folder: Path, config: TrainConfig, grid: BucketGrid | None, fi
     notes += [f"skipped held-out {p.path.name}: {p.reason}" for p in scan.problems]
     subset = Subset(folder, 1, "")
     held: list[Item] = []
+    problems: list[str] = []
     for path in scan.images:
-        try:
-            info = inspect_image(path)
-            check_decodes(path)
-        except ImageProblem as e:
-            notes.append(f"skipped held-out {path.name}: {e.reason}")
-            continue
-        cap = caption_path(path, config.caption_extension)
-        text = _first_line(decode_caption(cap.read_bytes(), cap)[0]) if cap.is_file() else ""
-        parsed = _caption_items(text) if text else []
-        fit = grid.fit(info.width, info.height) if grid else _square_fit(info.width, info.height, config.resolution)
-        held.append(Item(first_index + len(held), path, subset, fit, ", ".join(parsed), parsed, 0,
-                         (info.width, info.height)))
+        item = _read_item(path, subset, config, grid, first_index + len(held), notes, problems,
+                          "skipped held-out")
+        if item is not None:
+            held.append(item)
+    if problems:
+        raise TrainConfigError(problems)
     if not held:
         raise TrainConfigError([f"no usable images in the holdout folder {folder}"])
     return held

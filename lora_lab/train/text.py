@@ -55,16 +55,8 @@ class FrozenTextCache:
         self.cache: dict[str, torch.Tensor] = {}
 
     def __call__(self, captions: list[str]) -> torch.Tensor:
-        missing = list(dict.fromkeys(c for c in captions if c not in self.cache))
-        if missing:
-            with torch.no_grad():
-                encoded = encode_text(self.parts, missing, self.clip_skip)
-            fresh = dict(zip(missing, encoded))
-            if len(self.cache) + len(fresh) <= CACHE_LIMIT:
-                self.cache.update(fresh)
-        else:
-            fresh = {}
-        return torch.stack([self.cache[c] if c in self.cache else fresh[c] for c in captions])
+        return torch.stack(_cached(self.cache, captions,
+                                   lambda c: list(encode_text(self.parts, c, self.clip_skip))))
 
 
 # --- SDXL: two encoders, their hidden states side by side and bigG's pooled output ------------------
