@@ -11,8 +11,9 @@ import gradio as gr
 from .. import access
 from ..host.protocol import Host
 from ..jobs import JobConflict, registry
-from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError, preset_values, \
-    resolution_default
+from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError, holdout_is_folder, \
+    preset_values, resolution_default
+from ..train.data import holdout_count
 from .job_view import error_html, pre_html
 from .train_view import status_html
 from .webui_task import maybe_as_task
@@ -63,8 +64,8 @@ def _groups(resolution: Any = 512) -> list[tuple[str | None, list[Field]]]:
             ("caption_dropout", num("Caption dropout", 0.0)), ("flip", check("Flip")),
         ]),
         ("Validation", [
-            ("validation", check("Validation loss after every epoch", True)),
-            ("validation_images", num("Training images for the stable loss", 4, 0)),
+            ("validation", check("Validation loss after every epoch", d.validation)),
+            ("validation_images", num("Training images for the stable loss", d.validation_images, 0)),
             ("holdout", text("Hold out of training (a count, 10%, or a folder; empty: none)")),
         ]),
         ("Network and loss", [
@@ -88,10 +89,6 @@ def _groups(resolution: Any = 512) -> list[tuple[str | None, list[Field]]]:
             ("resume_from", text("Resume from network weights (.safetensors)")),
         ]),
     ]
-
-
-def _fields() -> list[Field]:
-    return [f for _, fields in _groups() for f in fields]
 
 
 def config_from_form(names: list[str], values: list[Any]) -> TrainConfig:
@@ -124,13 +121,9 @@ def plan_text(dataset: str, epochs: float, batch: float, accum: float, holdout: 
         return error_html(str(e))
     text = p.text()
     spec = (holdout or "").strip()
-    if spec and "/" not in spec and "\\" not in spec:
-        from ..train.data import holdout_count
-
+    if spec and not holdout_is_folder(spec):
         try:
-            images = p.images
-            count = holdout_count(spec, images)
-            text += f"\nvalidation: {count} of {images} image(s) held out of training"
+            text += f"\nvalidation: {holdout_count(spec, p.images)} of {p.images} image(s) held out of training"
         except ValueError:
             text += f"\nvalidation: {spec!r} is not a count or a percentage"
     if _seconds_per_step:

@@ -155,7 +155,7 @@ class TrainConfig:
         if self.validation_images < 1:
             p.append(f"validation_images must be >= 1 (got {self.validation_images})")
         holdout = self.holdout.strip()
-        if holdout and not (_HOLDOUT_COUNT.match(holdout) or "/" in holdout or "\\" in holdout):
+        if holdout and not (_HOLDOUT_COUNT.match(holdout) or holdout_is_folder(holdout)):
             p.append(f"holdout {self.holdout!r}: a count (2), a percentage (10%) or a folder")
         if self.size_conditioning not in ("real", "bucket"):
             p.append(f"size_conditioning {self.size_conditioning!r}: choose real or bucket")
@@ -295,6 +295,11 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "sdxl": {"resolution": 1024, "te_lr": 0.0, "dim": 32, "alpha": 16.0},
     "sd2-v": {"resolution": 768},
 }
+
+
+def holdout_is_folder(spec: str) -> bool:
+    """A holdout given as a folder (a path) rather than a count or a percentage."""
+    return "/" in spec or "\\" in spec
 
 
 def family_resolution(family: str | None) -> int:

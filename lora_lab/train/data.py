@@ -16,7 +16,7 @@ from ..dataset.captions import CaptionEncodingError, caption_path, decode_captio
 from ..dataset.images import ImageProblem, check_decodes, find_images, inspect_image
 from ..dataset.layout import read_groups
 from ..dataset.planner import GroupCount, Plan, plan
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig, TrainConfigError, holdout_is_folder
 
 KEEP_SEPARATOR = "|||"
 
@@ -230,7 +230,7 @@ def _split_holdout(items: list[Item], config: TrainConfig, grid: BucketGrid | No
     spec = config.holdout.strip()
     if not spec:
         return items, []
-    if "/" in spec or "\\" in spec:
+    if holdout_is_folder(spec):
         folder = Path(spec).expanduser()
         if not folder.is_dir():
             raise TrainConfigError([f"holdout folder not found: {folder}"])
