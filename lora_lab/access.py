@@ -54,6 +54,6 @@ class FolderAccess:
         """The path, resolved, if it lies inside an allowed root; else PathNotAllowed."""
         resolved = Path(path).expanduser().resolve()
         for root in self.roots():
-            if resolved == root or resolved.is_relative_to(root):
+            if resolved.is_relative_to(root):  # the root itself included
                 return resolved
         raise PathNotAllowed(f"{path} is outside the folders LoRA Lab's API may use; {self.how_to_allow}")
