@@ -1,13 +1,22 @@
-"""Tagging throughput: LoRA Lab's `tag_folder` against a plain-onnxruntime floor, same model, same run.
+"""Tagging throughput and memory: LoRA Lab's `tag` CLI against a plain-onnxruntime floor and, when a
+checkout is given, toriato's tagger extension — same model, same images, same run.
 
 Builds (in a temp dir, never in the repo) a random-weight ConvNeXt-Base-sized tagger with the WD14
 contract (NHWC 448x448 BGR 0-255 in, 9,083 sigmoid scores out, dynamic batch) and a set of mixed
-images (JPEG/PNG/WebP, some RGBA, 300-1500 px). Each configuration runs in its own process, in
-round-robin order so background load hits them alike, and reports images/s, CPU-s per image and
-peak RSS. The floor: plain onnxruntime, batch 8, PIL decode + contract preprocessing in a thread pool,
-the same session options.
+images (JPEG/PNG/WebP, some RGBA, 300-1500 px). Each configuration runs as its own process, in
+round-robin order so background load hits them alike; each is timed whole (start-up, model load,
+tagging, writing) and reports images/s, CPU-s per image and its own peak RSS (VmHWM, see
+bench/peak_rss.py).
+
+- floor: plain onnxruntime, batch 8, PIL decode + contract preprocessing in a thread pool, the
+  session options LoRA Lab uses;
+- ours: `python -m lora_lab tag DIR --mode overwrite` at its defaults (CPU: batch 1);
+- toriato: the extension's batch loop at commit 3ba3a73 with its WebUI imports stubbed, run by the
+  WebUI's Python (`--toriato DIR` or LORA_LAB_TORIATO; docs/tagging.md says how to get it).
+  The driver also checks that both wrote the same tags for every image.
 
     .venv/bin/python bench/tagging.py [--images 200] [--repeat 1] [--quick] [--keep DIR]
+                                      [--toriato DIR] [--peer-python PY]
 """
 from __future__ import annotations
 
@@ -15,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -24,6 +32,7 @@ import tempfile
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +180,7 @@ def build_images(folder: Path, count: int, seed: int = 1) -> list[Path]:
     return paths
 
 
-# --- the two measured configurations (each in its own process) --------------------------------
+# --- the measured configurations (each in its own process) ------------------------------------
 
 def _floor_load(path: Path) -> np.ndarray:
     from PIL import Image
@@ -185,6 +194,12 @@ def _floor_load(path: Path) -> np.ndarray:
     square.paste(rgb, ((edge - rgb.width) // 2, (edge - rgb.height) // 2))
     square = square.resize((SIDE, SIDE), Image.Resampling.BICUBIC)
     return np.asarray(square, dtype=np.float32)[:, :, ::-1]
+
+
+def _link_images(images: list[Path], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for path in images:
+        os.link(path, out / path.name)
 
 
 def run_floor(model_dir: Path, images: list[Path], out: Path) -> None:
@@ -218,34 +233,47 @@ def run_floor(model_dir: Path, images: list[Path], out: Path) -> None:
                 done += 1
 
 
-def run_ours(model_dir: Path, images: list[Path], out: Path, batch_size: int | None) -> None:
-    from lora_lab.host.progress import RecordingProgress
-    from lora_lab.host.standalone import StandaloneHost
-    from lora_lab.tagging.postprocess import TagOptions
-    from lora_lab.tagging.run import TagRunOptions, tag_folder
+def run_toriato(checkout: Path, model_dir: Path, images: list[Path], out: Path) -> None:
+    """toriato's extension at 3ba3a73, its batch loop (tagger/ui.py) as the WebUI runs it, with the
+    WebUI modules it imports stubbed and the Hugging Face download pointed at the local model."""
+    import re
+    import types
 
-    out.mkdir(parents=True, exist_ok=True)
-    for path in images:
-        os.link(path, out / path.name)
-    host = StandaloneHost(home=out.parent / "home", progress=RecordingProgress())
-    result = tag_folder(host, out, model_dir,
-                        TagRunOptions(tags=TagOptions(general_threshold=THRESHOLD), mode="overwrite",
-                                      batch_size=batch_size))
-    if result.problems or result.tagged != len(images):
-        raise SystemExit(f"ours: unexpected result\n{result.summary()}")
+    from PIL import Image
+
+    shared = types.ModuleType("modules.shared")
+    shared.cmd_opts = types.SimpleNamespace(use_cpu=["all"], device_id=None)
+    deepbooru = types.ModuleType("modules.deepbooru")
+    deepbooru.re_special = re.compile(r"([\\()])")
+    launch = types.ModuleType("launch")
+    launch.is_installed = lambda name: True
+    launch.run_pip = lambda *a, **k: None
+    modules = types.ModuleType("modules")
+    modules.shared, modules.deepbooru = shared, deepbooru
+    sys.modules.update({"modules": modules, "modules.shared": shared,
+                        "modules.deepbooru": deepbooru, "launch": launch})
+    sys.path.insert(0, str(checkout))
+    from tagger.interrogator import Interrogator, WaifuDiffusionInterrogator
+
+    class Local(WaifuDiffusionInterrogator):
+        def download(self):  # type: ignore[no-untyped-def]
+            return model_dir / "model.onnx", model_dir / "selected_tags.csv"
+
+    interrogator = Local("bench", repo_id="local/bench")
+    _link_images(images, out)
+    for path in sorted(out.iterdir()):
+        image = Image.open(path)
+        ratings, tags = interrogator.interrogate(image)
+        processed = Interrogator.postprocess_tags(tags, THRESHOLD, replace_underscore=True)
+        path.with_suffix(".txt").write_text(", ".join(processed), encoding="utf-8")
 
 
 def worker(args: argparse.Namespace) -> None:
     images = sorted(p for p in args.images_dir.iterdir() if p.is_file())
-    started = time.perf_counter()
     if args.worker == "floor":
         run_floor(args.model_dir, images, args.out)
     else:
-        run_ours(args.model_dir, images, args.out, args.batch_size)
-    seconds = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": seconds, "images": len(images), "cpu_s": usage.ru_utime + usage.ru_stime,
-                      "peak_rss_mb": usage.ru_maxrss / 1024}))
+        run_toriato(args.toriato, args.model_dir, images, args.out)
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -256,24 +284,72 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - fields[3] - fields[4], sum(fields)
 
 
-def measure(config: str, model_dir: Path, images_dir: Path, work: Path, run_id: int) -> dict:
-    out = work / f"{config}-{run_id}"
-    name, _, batch = config.partition("-bs")
-    cmd = [sys.executable, __file__, "--worker", name, "--model-dir", str(model_dir),
-           "--images-dir", str(images_dir), "--out", str(out)]
-    if batch:
-        cmd += ["--batch-size", batch]
+@dataclass(frozen=True)
+class Setup:
+    model_dir: Path
+    images_dir: Path
+    work: Path
+    toriato: Path | None
+    peer_python: str
+
+
+def command(config: str, setup: Setup, out: Path) -> list[str]:
+    if config == "floor":
+        return [sys.executable, __file__, "--worker", "floor", "--model-dir", str(setup.model_dir),
+                "--images-dir", str(setup.images_dir), "--out", str(out)]
+    if config == "toriato":
+        return [setup.peer_python, __file__, "--worker", "toriato", "--toriato", str(setup.toriato),
+                "--model-dir", str(setup.model_dir), "--images-dir", str(setup.images_dir),
+                "--out", str(out)]
+    # ours: the CLI a person runs, start-up and imports included
+    _, _, batch = config.partition("-bs")
+    return ([sys.executable, "-m", "lora_lab", "tag", str(out), "--model", str(setup.model_dir),
+             "--home", str(setup.work / "home"), "--threshold", str(THRESHOLD),
+             "--character-threshold", str(THRESHOLD), "--mode", "overwrite"]
+            + (["--batch-size", batch] if batch else []))
+
+
+def general_tags(folder: Path) -> dict[str, frozenset[str]]:
+    return {p.stem: frozenset(t.strip().replace("_", " ") for t in p.read_text("utf-8").split(",")
+                              if t.strip())
+            for p in folder.glob("*.txt")}
+
+
+def measure(config: str, setup: Setup, run_id: int) -> tuple[dict, dict[str, frozenset[str]]]:
+    """Whole-process wall time, CPU time and peak RSS (from wait4: nothing of the driver counted)."""
+    out = setup.work / f"{config}-{run_id}"
+    if config.startswith("ours"):
+        _link_images(sorted(p for p in setup.images_dir.iterdir() if p.is_file()), out)
     busy0, started = _cpu_ticks()[0], time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    busy1, wall = _cpu_ticks()[0], time.perf_counter() - started
-    if proc.returncode:
-        raise SystemExit(f"{config} failed:\n{proc.stderr[-3000:]}")
-    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    python, *args = command(config, setup, out)
+    peak_file = setup.work / f"{config}-{run_id}.peak.json"
+    proc = subprocess.Popen([python, str(ROOT / "bench" / "peak_rss.py"), str(peak_file), *args],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    busy1 = _cpu_ticks()[0]
+    stderr = proc.stderr.read() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{config} failed:\n{stderr[-3000:]}")
+    peak_rss_mb = json.loads(peak_file.read_text())["peak_rss_mb"]
+    peak_file.unlink()
+    cpu_s = usage.ru_utime + usage.ru_stime
     machine_cores = (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / wall
-    stats["foreign_cores"] = max(0.0, machine_cores - stats["cpu_s"] / wall)
+    tags = general_tags(out)
+    n_images = sum(1 for p in setup.images_dir.iterdir() if p.is_file())
+    if len(tags) != n_images:
+        raise SystemExit(f"{config}: {len(tags)} captions for {n_images} images\n{stderr[-3000:]}")
     shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(work / "home", ignore_errors=True)
-    return stats
+    shutil.rmtree(setup.work / "home", ignore_errors=True)
+    return ({"seconds": wall, "images": n_images, "cpu_s": cpu_s, "peak_rss_mb": peak_rss_mb,
+             "foreign_cores": max(0.0, machine_cores - cpu_s / wall)}, tags)
+
+
+def _default_peer_python() -> str:
+    webui = os.environ.get("LORA_LAB_WEBUI")
+    candidate = Path(webui) / "venv" / "bin" / "python" if webui else None
+    return str(candidate) if candidate and candidate.exists() else sys.executable
 
 
 def main() -> None:
@@ -283,55 +359,85 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="round-robin rounds (median reported)")
     parser.add_argument("--quick", action="store_true", help="16 images, floor and ours only")
     parser.add_argument("--batch8", action="store_true", help="also run ours with batch 8")
+    parser.add_argument("--toriato", type=Path, default=os.environ.get("LORA_LAB_TORIATO") or None,
+                        help="a checkout of toriato/stable-diffusion-webui-wd14-tagger (3ba3a73) to "
+                             "run as a peer (env LORA_LAB_TORIATO); see docs/tagging.md")
+    parser.add_argument("--peer-python", default=None,
+                        help="the Python that runs the peer: one with onnxruntime, opencv-python, "
+                             "pandas, huggingface_hub, as the WebUI's venv has (default: "
+                             "$LORA_LAB_WEBUI/venv/bin/python, else this one)")
     parser.add_argument("--keep", type=Path, default=None, help="build model/images here and keep them")
-    parser.add_argument("--worker", choices=("floor", "ours"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("floor", "toriato"), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--images-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
     n_images = 16 if args.quick else args.images
     configs = ["floor", "ours"] + (["ours-bs8"] if args.batch8 and not args.quick else [])
+    if args.toriato:
+        if not (Path(args.toriato) / "tagger" / "interrogator.py").is_file():
+            raise SystemExit(f"--toriato {args.toriato}: not a checkout of the tagger extension "
+                             "(no tagger/interrogator.py)")
+        configs.append("toriato")
+    else:
+        print("peer: skipped (no --toriato checkout given; docs/tagging.md says how to get one)")
     with tempfile.TemporaryDirectory(prefix="lora-lab-bench-") as tmp:
         work = args.keep or Path(tmp)
-        model_dir, images_dir = work / "model", work / f"images-{n_images}"
+        setup = Setup(work / "model", work / f"images-{n_images}", work,
+                      Path(args.toriato).resolve() if args.toriato else None,
+                      args.peer_python or _default_peer_python())
         t0 = time.perf_counter()
-        if not (model_dir / "model.onnx").exists():
-            build_model(model_dir)
-        if not images_dir.is_dir():
-            build_images(images_dir, n_images)
-        print(f"model {(model_dir / 'model.onnx').stat().st_size / 1e6:.0f} MB, {n_images} images, "
-              f"built in {time.perf_counter() - t0:.0f}s; cores {os.cpu_count()}", flush=True)
+        if not (setup.model_dir / "model.onnx").exists():
+            build_model(setup.model_dir)
+        if not setup.images_dir.is_dir():
+            build_images(setup.images_dir, n_images)
+        print(f"model {(setup.model_dir / 'model.onnx').stat().st_size / 1e6:.0f} MB, {n_images} "
+              f"images, built in {time.perf_counter() - t0:.0f}s; cores {os.cpu_count()}", flush=True)
         results: dict[str, list[dict]] = {c: [] for c in configs}
+        agreement: list[tuple[int, int]] = []
         for rep in range(args.repeat):
+            outputs = {}
             for config in configs:
-                stats = measure(config, model_dir, images_dir, work, rep)
+                stats, outputs[config] = measure(config, setup, rep)
                 results[config].append(stats)
                 print(f"  round {rep + 1} {config:8s} {stats['seconds']:7.1f}s "
                       f"{stats['images'] / stats['seconds']:.3f} img/s  "
                       f"{stats['cpu_s'] / stats['images']:.2f} CPU-s/img  "
                       f"peak RSS {stats['peak_rss_mb']:.0f} MB  "
                       f"foreign load {stats['foreign_cores']:.2f} cores", flush=True)
-        report(results)
+            if "toriato" in outputs:
+                ours, peer = outputs["ours"], outputs["toriato"]
+                agreement.append((sum(ours[k] == peer.get(k) for k in ours), len(ours)))
+        report(results, agreement)
 
 
-def report(results: dict[str, list[dict]]) -> None:
+def report(results: dict[str, list[dict]], agreement: list[tuple[int, int]]) -> None:
     def median(config: str, key: str) -> float:
         return statistics.median(r[key] for r in results[config])
 
-    floor_rate = median("floor", "images") / median("floor", "seconds")
-    floor_cpu = median("floor", "cpu_s") / median("floor", "images")
+    def rate(config: str) -> float:
+        return median(config, "images") / median(config, "seconds")
+
+    def cpu(config: str) -> float:
+        return median(config, "cpu_s") / median(config, "images")
+
     print(f"\n{'config':10s} {'img/s':>7s} {'ratio':>6s} {'CPU-s/img':>10s} {'cpu ratio':>9s} "
-          f"{'peak RSS MB':>12s}")
+          f"{'peak RSS MB':>12s} {'RSS ratio':>9s}")
     for config in results:
-        rate = median(config, "images") / median(config, "seconds")
-        cpu = median(config, "cpu_s") / median(config, "images")
-        print(f"{config:10s} {rate:7.3f} {rate / floor_rate:6.2f} {cpu:10.2f} {floor_cpu / cpu:9.2f} "
-              f"{median(config, 'peak_rss_mb'):12.0f}")
-    print("ratio: images/s over the floor's (goal >= 0.90); cpu ratio: floor CPU-s per image over ours")
+        print(f"{config:10s} {rate(config):7.3f} {rate(config) / rate('floor'):6.2f} {cpu(config):10.2f} "
+              f"{cpu('floor') / cpu(config):9.2f} {median(config, 'peak_rss_mb'):12.0f} "
+              f"{median(config, 'peak_rss_mb') / median('floor', 'peak_rss_mb'):9.2f}")
+    print("ratio: images/s over the floor's (whole process: start-up, model load, tagging); "
+          "RSS ratio: peak RSS over the floor's")
+    if "toriato" in results:
+        speed = rate("ours") / rate("toriato")
+        memory = median("ours", "peak_rss_mb") / median("toriato", "peak_rss_mb")
+        same, total = agreement[-1]
+        print(f"\nours / toriato: images/s {speed:.2f}x (goal >= 1.15), peak RSS {memory:.2f}x "
+              f"(goal <= 1.00); identical tag sets on {same}/{total} images")
 
 
 if __name__ == "__main__":
