@@ -90,3 +90,19 @@ def test_server_serves_the_tab_and_the_api(standalone_host: StandaloneHost) -> N
         assert {"tab_lora_lab", "lora_lab_status", "lora_lab_tabs"} <= ids
     finally:
         server.stop()
+
+
+def test_a_loaded_model_holds_exactly_the_checkpoints_weights(tiny_checkpoint: Path) -> None:
+    """Loading skips drawing random weights first (seconds for a full-size model); every weight
+    the file has must still arrive, bit for bit."""
+    import torch
+    from safetensors.torch import load_file
+
+    from lora_lab.host.ldm_loader import load_ldm
+
+    model, family = load_ldm(tiny_checkpoint)
+    state = model.state_dict()
+    saved = load_file(str(tiny_checkpoint))
+    assert family == "sd1" and saved
+    for key, tensor in saved.items():
+        assert torch.equal(state[key], tensor.to(state[key].dtype)), key

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +75,26 @@ def _offline_clip() -> Iterator[None]:
 
     with _swapped(CLIPTextModel, "from_pretrained", classmethod(model_from_config)), \
             _swapped(CLIPTokenizer, "from_pretrained", classmethod(tokenizer_local)):
+        yield
+
+
+_RANDOM_FILLS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
+                 "xavier_uniform_", "xavier_normal_", "orthogonal_")
+
+
+@contextmanager
+def no_random_init() -> Iterator[None]:
+    """Modules built only to receive a checkpoint's weights skip drawing random ones first (4.5 s
+    of an SD1.5 load on one thread). Callers then check that every weight they need came from the
+    file."""
+    import torch.nn.init as init
+
+    def keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        return tensor
+
+    with ExitStack() as stack:
+        for name in _RANDOM_FILLS:
+            stack.enter_context(_swapped(init, name, keep))
         yield
 
 
@@ -186,7 +206,7 @@ def load_ldm(checkpoint: Path, config: Path | None = None, family: Family | None
     import_ldm()
     from ldm.util import instantiate_from_config
 
-    with _offline_clip(), _open_clip_without_downloads(), quiet():
+    with _offline_clip(), _open_clip_without_downloads(), no_random_init(), quiet():
         model = instantiate_from_config(cfg["model"])
     state = read_state_dict(checkpoint)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .ldm_loader import CheckpointError, _offline_clip, _open_clip_without_downloads, read_state_dict
+from .ldm_loader import (CheckpointError, _offline_clip, _open_clip_without_downloads, no_random_init,
+                         read_state_dict)
 from .ldm_import import quiet
 from .protocol import ModelParts
 from .sgm_import import SgmUnavailable, import_sgm, sgm_root_in
@@ -44,7 +45,8 @@ def load_sgm(checkpoint: Path, cfg: dict[str, Any], device: str = "cpu",
     if sgm_root is not None:  # a WebUI folder or a generative-models checkout
         sgm_root = sgm_root_in(sgm_root)
     try:
-        model = build_sgm(cfg, sgm_root, device)
+        with no_random_init():  # every needed weight is checked to come from the file below
+            model = build_sgm(cfg, sgm_root, device)
     except SgmUnavailable as e:
         raise CheckpointError(f"{Path(checkpoint).name} is an SDXL checkpoint. {e}") from None
     state = read_state_dict(Path(checkpoint))
