@@ -32,6 +32,7 @@ import argparse
 import copy
 import dataclasses
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -67,6 +68,11 @@ def clock() -> float:
 _CLOCK: list[Callable[[], float]] = [time.perf_counter]
 
 
+def minor_faults() -> int:
+    """This thread's minor page faults so far (fresh pages the allocator asked the kernel for)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+
+
 class StepClock:
     """A progress sink that times each training step and runs `between` (untimed for us) after it."""
 
@@ -74,19 +80,22 @@ class StepClock:
         self.between = between
         self.job = ""
         self.steps: list[float] = []
+        self.faults: list[int] = []
         self._mark = 0.0
+        self._faults = 0
 
     def begin(self, job: str, total: int) -> None:
         self.job = job
-        self._mark = clock()
+        self._mark, self._faults = clock(), minor_faults()
 
     def update(self, step: int, total: int | None = None, text: str = "", image: Any = None) -> None:
         if self.job != "Training":
             return
         self.steps.append(clock() - self._mark)
+        self.faults.append(minor_faults() - self._faults)
         if self.between is not None:
             self.between()
-        self._mark = clock()
+        self._mark, self._faults = clock(), minor_faults()
 
     def end(self) -> None:
         pass
@@ -267,6 +276,7 @@ class Floor:
         with torch.no_grad():
             self.cached = self.encode()
         self.times: list[float] = []
+        self.faults: list[int] = []
 
     def encode(self) -> dict[str, torch.Tensor]:
         """The text encoders' plain forward (no LoRA), as the trainer runs them."""
@@ -286,7 +296,7 @@ class Floor:
     def step(self) -> None:
         args, side = self.args, self.args.resolution // 8
         embeddings = self.embeddings()
-        start = clock()
+        start, faults = clock(), minor_faults()
         x = torch.randn(args.batch, 4, side, side, device=self.device, requires_grad=not self.with_te)
         noise = torch.randn_like(x)
         t = torch.randint(0, 1000, (args.batch,), device=self.device)
@@ -305,6 +315,7 @@ class Floor:
             embedding.grad = None
         _sync(self.device)
         self.times.append(clock() - start)
+        self.faults.append(minor_faults() - faults)
 
 
 def shared_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -341,13 +352,16 @@ def compare(parts: ModelParts, args: argparse.Namespace, with_te: bool, work: Pa
     with peak_memory(parts.device) as ours_mem:
         run_trainer(parts, args, with_te, work, 2, StepClock())
     floor.times.clear()
+    floor.faults.clear()
     clock_ = StepClock(between=floor.step)
     run_trainer(parts, args, with_te, work, args.warmup + args.steps, clock_)
     ours, floors = clock_.steps[args.warmup:], floor.times[args.warmup:]
+    faults = {"floor": floor.faults[args.warmup:], "ours": clock_.faults[args.warmup:]}
     ratios = [o / f for o, f in zip(ours, floors)]
     for label, times, mem in (("floor", floors, floor_mem), ("ours", ours, ours_mem)):
         print(f"  {label:6} median {statistics.median(times) * 1000:9.1f} ms  "
-              f"(min {min(times) * 1000:.1f}, {len(times)} steps)  peak +{mem['peak_mib']:.0f} MiB")
+              f"(min {min(times) * 1000:.1f}, {len(times)} steps)  peak +{mem['peak_mib']:.0f} MiB  "
+              f"{statistics.median(faults[label]):,.0f} minor faults/step")
     print(f"  ratio ours / floor: {statistics.median(ratios):.3f}  (pairs: "
           f"{', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.05)")
 
