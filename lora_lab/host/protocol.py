@@ -98,6 +98,8 @@ class InterruptFlag(Protocol):
 
 @runtime_checkable
 class Host(Protocol):
+    # Optional, read with getattr: `owns_process = True` when the process is LoRA Lab's own (the
+    # standalone host), so the trainer may tune process-wide settings such as the allocator.
     name: str
     progress: ProgressSink
     interrupt: InterruptFlag

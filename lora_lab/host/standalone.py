@@ -33,6 +33,7 @@ def default_home() -> Path:
 
 class StandaloneHost:
     name = "standalone"
+    owns_process = True  # LoRA Lab's own process: the trainer may tune its allocator (train/allocator.py)
 
     def __init__(self, checkpoint: Path | None = None, config: Path | None = None,
                  family: Family | None = None, device: str = "cpu", home: Path | None = None,

@@ -28,6 +28,7 @@ from PIL import Image
 from ..dataset.atomic import write_atomic
 from ..host.progress import EtaClock
 from ..host.protocol import Host, ModelParts, PreviewRequest
+from .allocator import steady_heap
 from .checkpointing import block_forwards
 from .config import TrainConfig, TrainConfigError
 from .data import Dataset, Draw, Item, epoch_batches, load_dataset, process_caption
@@ -309,6 +310,9 @@ class _Run:
                                           self.session_id, status.started_at, self.total_steps,
                                           self.plan.batches_per_epoch)
         self._write_run_file()
+        heap = contextlib.ExitStack()  # our own process on the CPU: no page-fault churn per step
+        heap.enter_context(steady_heap(self.device.type == "cpu"
+                                       and getattr(self.host, "owns_process", False)))
         try:
             status.state = "caching"
             self.latents = encode_latents(self.parts, self.dataset, config.flip, config.seed,
@@ -341,6 +345,7 @@ class _Run:
             status.message = f"failed {where}: {status.error}{hint}; the model is restored"
             self._save_last_good()
         finally:
+            heap.close()
             status.finished_at = time.time()
             self._write_run_file()
         final = self.out_dir / f"{self.config.name}.safetensors"
