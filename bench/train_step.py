@@ -22,7 +22,8 @@ every pair of steps sees the same machine load (a shared machine's load drifts b
 minutes). Our step is the time between the end of that floor step and the next report: data, loss,
 backward, clipping, optimizer and reporting included.
 
-Prints median step times, the ratio ours / floor (median of the per-pair ratios; goal ≤ 1.05) and
+Prints median step times and minor page faults per step (fresh pages the allocator took from the
+kernel: allocation churn), the ratio ours / floor (median of the per-pair ratios; goal ≤ 1.05) and
 the peak memory of a short floor-only and trainer-only run (CPU: RSS growth during the run, which
 includes the allocator's own growth; CUDA: allocator peak).
 """
