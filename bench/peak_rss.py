@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import runpy
 import sys
 
@@ -37,7 +38,7 @@ def main() -> None:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     else:
         sys.argv = [target, *rest]
-        sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(target)))
+        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
         runpy.run_path(target, run_name="__main__")
 
 

@@ -81,26 +81,20 @@ class LoRAModule(torch.nn.Module):
                 scale /= 1.0 - self.rank_dropout
         return h, scale
 
-    def delta(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """`up(drop(down(x)))` and the factor it is to be added with (one fused add later)."""
-        h, scale = self.hidden(x)
-        return (F.conv2d(h, self.up) if self.is_conv else F.linear(h, self.up)), scale
-
     def add_to(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """`out` (the base layer's output for input `x`) plus this adapter's delta."""
         if self.skipped():
             return out
-        if not self.is_conv and out.is_contiguous():
-            h, scale = self.hidden(x)
-            if h.dtype == out.dtype == self.up.dtype or torch.is_autocast_enabled():
-                # One addmm instead of `up(h)` then an add: the N=dim GEMM writes straight into
-                # the sum, one pass fewer over the layer's output (bench/train_step.py: the LoRA
-                # side path's cost on a 320-wide layer fell by a third).
-                flat = torch.addmm(out.reshape(-1, out.shape[-1]), h.reshape(-1, self.dim),
-                                   self.up.t(), alpha=scale)
-                return flat.view(out.shape)
-            return out.add(F.linear(h, self.up).to(out.dtype), alpha=scale)
-        delta, scale = self.delta(x)
+        h, scale = self.hidden(x)
+        if not self.is_conv and out.is_contiguous() and \
+                (h.dtype == out.dtype == self.up.dtype or torch.is_autocast_enabled()):
+            # One addmm instead of `up(h)` then an add: the N=dim GEMM writes straight into the
+            # sum, one pass fewer over the layer's output (bench/train_step.py: the LoRA side
+            # path's cost on a 320-wide layer fell by a third).
+            flat = torch.addmm(out.reshape(-1, out.shape[-1]), h.reshape(-1, self.dim),
+                               self.up.t(), alpha=scale)
+            return flat.view(out.shape)
+        delta = F.conv2d(h, self.up) if self.is_conv else F.linear(h, self.up)
         return out.add(delta.to(out.dtype), alpha=scale)
 
     def skipped(self) -> bool:
