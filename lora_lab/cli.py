@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "lora_lab.commands.train",
     "lora_lab.commands.demo",
     "lora_lab.commands.sweep",
+    "lora_lab.commands.auto",
 ]
 
 

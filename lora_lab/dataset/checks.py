@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..host.protocol import InterruptFlag, ProgressSink
-from .buckets import Size, grid
+from .buckets import DEFAULT_MIN_SIDE, Size, grid
 from .images import ImageProblem, find_images, inspect_image, load_rgb
 
 # of 128 dHash bits: copies resized to 30 % and recompressed at JPEG q50 measured 0–12 apart,
@@ -148,7 +148,7 @@ def check_dataset(folder: Path, resolution: int = 512, recursive: bool = False,
     folder = Path(folder)
     if not caption_ext.startswith("."):
         raise ValueError(f"caption extension must start with '.' (got {caption_ext!r})")
-    bucketer = grid(resolution)
+    bucketer = grid(resolution, min_side=min(DEFAULT_MIN_SIDE, resolution))  # as the trainer's own default
     scan = find_images(folder, recursive)
     report = CheckReport(folder, resolution, caption_ext, files_seen=len(scan.images))
     report.issues += [Issue("unreadable", p.path, p.reason) for p in scan.problems]

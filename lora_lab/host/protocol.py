@@ -99,7 +99,9 @@ class InterruptFlag(Protocol):
 @runtime_checkable
 class Host(Protocol):
     # Optional, read with getattr: `owns_process = True` when the process is LoRA Lab's own (the
-    # standalone host), so the trainer may tune process-wide settings such as the allocator.
+    # standalone host), so the trainer may tune process-wide settings such as the allocator;
+    # `render_images(requests, notes=None) -> [(image, infotext)]`: txt2img as a person would run
+    # it, `<lora:name:w>` tags in the prompts applied from `lora_dir()` (sweeps need it).
     name: str
     progress: ProgressSink
     interrupt: InterruptFlag

@@ -110,6 +110,14 @@ class StandaloneHost:
         with self.exclusive():
             return sample(self.model_parts(), request)
 
+    def render_images(self, requests: list[PreviewRequest],
+                      notes: list[str] | None = None) -> list[tuple[Image.Image, str]]:
+        """txt2img as a person would run it: `<lora:name:w>` tags apply files from `lora_dir()`."""
+        from .txt2img import render
+
+        with self.exclusive():
+            return render(self.model_parts(), self.lora_dir(), requests, notes)
+
     def lora_dir(self) -> Path:
         return self.home / "Lora"
 

@@ -141,7 +141,7 @@ class LoraFamily:
         }
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def lora_files(folder: Path) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         st = os.stat(root)
@@ -205,7 +205,7 @@ def list_families(folder: Path | str) -> list[LoraFamily]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FamilyError(f"Lora folder {folder} does not exist")
-    described = [_describe(p) for p in _walk(folder)]
+    described = [_describe(p) for p in lora_files(folder)]
     stems = Counter(f.name for f, _ in described)
     groups: dict[tuple[str, str | None], list[EpochFile]] = {}
     for f, name in described:
@@ -223,6 +223,15 @@ def list_families(folder: Path | str) -> list[LoraFamily]:
         for (name, run), files in groups.items()
     ]
     return sorted(families, key=lambda fam: (natural_key(fam.name), -_newest(list(fam.files))))
+
+
+def family_of_files(name: str, paths: list[Path]) -> LoraFamily:
+    """The family made of exactly these files (e.g. one run's epoch files, whatever their run ids
+    say after a resumed run), in training order."""
+    files = sorted((_describe(Path(p))[0] for p in paths), key=EpochFile.sort_key)
+    if not files:
+        raise FamilyError(f"LoRA {name!r} has no files")
+    return LoraFamily(name=name, run=files[-1].run, files=tuple(files))
 
 
 def _newest(files: list[EpochFile]) -> float:

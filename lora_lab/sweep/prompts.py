@@ -108,3 +108,27 @@ def set_lora_tag(prompt: str, names: Collection[str], lora: str | None, weight: 
         return prompt[: tag.start] + cell_tag(lora, weight, tag) + prompt[tag.end:]
     head = prompt.rstrip()
     return f"{head} {cell_tag(lora, weight)}" if head else cell_tag(lora, weight)
+
+
+def multipliers(tag: LoraTag) -> tuple[float, float]:
+    """(text encoder, UNet) multipliers of a tag, by the WebUI's rules (module docstring)."""
+    named = dict(tag.named)
+
+    def number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise PromptError(f"<{tag.kind}:{':'.join(tag.positional)}>: {text!r} is not a number") from None
+
+    te = number(named["te"]) if "te" in named else \
+        number(tag.positional[1]) if len(tag.positional) > 1 else 1.0
+    unet = number(tag.positional[2]) if len(tag.positional) > 2 else \
+        number(named["unet"]) if "unet" in named else te
+    return te, unet
+
+
+def without_lora_tags(prompt: str) -> str:
+    """`prompt` with every `<lora:…>`/`<lyco:…>` tag cut out."""
+    for tag in reversed(find_tags(prompt)):
+        prompt = _cut(prompt, tag.start, tag.end)
+    return prompt

@@ -103,6 +103,10 @@ class TrainConfig:
     preview_cfg: float = 7.0
     preview_size: int | None = None  # None: the training resolution
     resume_from: Path | None = None  # network weights (.safetensors) to start from
+    # epochs `resume_from` already trained: the run goes on at epoch start_epoch + 1, with the same
+    # epoch numbers, files and learning-rate schedule as an uninterrupted run (not bit-identical:
+    # the optimizer's moments and the noise stream start afresh)
+    start_epoch: int = 0
     comment: str = ""
 
     def __post_init__(self) -> None:
@@ -200,6 +204,9 @@ class TrainConfig:
             p.append(f"caption_extension {self.caption_extension!r} must look like '.txt'")
         if self.clip_skip is not None and not 1 <= self.clip_skip <= 12:
             p.append(f"clip_skip must be between 1 and 12 (got {self.clip_skip})")
+        if self.start_epoch and (self.resume_from is None or not 0 < self.start_epoch < self.epochs):
+            p.append(f"start_epoch {self.start_epoch}: needs resume_from (the weights after that epoch) "
+                     f"and must be below epochs ({self.epochs})")
         if self.resume_from is not None and self.resume_from.suffix.lower() != ".safetensors":
             p.append(f"resume_from {self.resume_from.name}: only .safetensors network weights can "
                      "be resumed (.ckpt/.pt files can run code when loaded)")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -370,8 +372,11 @@ class _Run:
         scheduler = make_scheduler(optimizer, config, self.total_steps)
         for epoch in range(1, config.epochs + 1):
             status.epoch = epoch
-            self._adjust_threads()
             batches = epoch_batches(self.dataset, config, self.rng)
+            if epoch <= config.start_epoch:  # trained before this run: keep the draw order and schedule
+                self._skip_epoch(len(batches), scheduler)
+                continue
+            self._adjust_threads()
             losses: list[float] = []
             for start in range(0, len(batches), config.grad_accum):
                 group = batches[start:start + config.grad_accum]
@@ -398,6 +403,17 @@ class _Run:
             self._end_of_epoch(epoch)
             if epoch < config.epochs and self.host.interrupt.is_set():  # e.g. during the preview
                 raise Interrupted
+
+    def _skip_epoch(self, batches: int, scheduler: Any) -> None:
+        steps = math.ceil(batches / self.config.grad_accum)
+        with warnings.catch_warnings():  # stepping a schedule without optimizer steps is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                scheduler.step()
+        self.steps_done += steps
+        self.epochs_done += 1
+        self.status.step = self.steps_done
+        self.status.epoch_end_steps.append(self.steps_done)
 
     def _loss(self, batch: list[Draw]) -> torch.Tensor:
         config = self.config
@@ -493,9 +509,9 @@ class _Run:
         every = config.preview_every_n_epochs
         image = self._preview() if every and (epoch % every == 0 or last) else None
         if last:
-            self._save(None, image)
+            self._save(None, image, epoch_end=True)
         elif epoch % config.save_every_n_epochs == 0:
-            self._save(epoch, image)
+            self._save(epoch, image, epoch_end=True)
 
     def _preview(self) -> Image.Image | None:
         config = self.config
@@ -521,11 +537,13 @@ class _Run:
 
     # --- files --------------------------------------------------------------------------------
 
-    def _save(self, epoch: int | None, image: Image.Image | None) -> None:
+    def _save(self, epoch: int | None, image: Image.Image | None, epoch_end: bool = False) -> None:
         config = self.config
         stem = file_name(config.name, epoch)
         path = self.out_dir / f"{stem}.safetensors"
         meta = epoch_metadata(self.base_metadata, stem, self.epochs_done, self.steps_done, stem)
+        if epoch_end and self.status.epoch_losses:
+            meta["lora_lab_train_loss"] = f"{self.status.epoch_losses[-1]:.6f}"
         if self.status.stable_losses:  # the evidence the grid and review read later
             meta["lora_lab_stable_loss"] = f"{self.status.stable_losses[-1]:.6f}"
             if self.status.val_losses[-1] is not None:

@@ -1,0 +1,167 @@
+"""Run the stages in order, each result written before the next starts; refuse bad input before
+any stage runs; skip what an earlier run finished; stop at an interrupt with everything kept."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..host.protocol import Host
+from . import dataset_stages as ds
+from . import model_stages as ms
+from .context import Context, Interrupted, Refused
+from .options import AutoOptions
+from .report import write_report
+from .state import STATE_NAME, AutoState, StateError, load_state
+from .summary import document
+
+Stage = tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], str]]
+
+
+def _trigger(options: AutoOptions) -> str:
+    """The trigger: as given, else the dataset's one `N_trigger` folder name, else the LoRA name."""
+    from ..dataset.layout import read_groups
+
+    if options.trigger:
+        return options.trigger.strip()
+    names = {g.name.strip() for g in read_groups(options.dataset).groups if g.name.strip()}
+    return names.pop() if len(names) == 1 else options.name
+
+
+def _colliding(host: Host, options: AutoOptions, ours: Path, resuming: bool) -> list[Path]:
+    """LoRA files the run's names would clash with (the WebUI picks one file per name)."""
+    import re
+
+    from ..sweep.family import lora_files
+
+    folder = host.lora_dir()
+    if not folder.is_dir():
+        return []
+    names = [re.escape(v.lora_name) for v in options.variants]
+    pattern = re.compile(rf"^({'|'.join(names)})(-\d{{6}})?$", re.IGNORECASE)
+    clashes = []
+    for path in lora_files(folder):
+        stem = path.name.rsplit(".", 1)[0]
+        if pattern.match(stem) and not (resuming and path.parent == ours):
+            clashes.append(path)
+    return clashes
+
+
+def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
+              say: Callable[[str], None]) -> Context:
+    """Everything that can be refused, refused now, with the reason; nothing is written."""
+    from ..dataset.images import find_images
+    from ..sweep.scoring import ScoringError, choose_tagger
+    from ..train.config import family_resolution
+
+    problems = options.problems()
+    if problems:
+        raise Refused("; ".join(problems))
+    dataset = options.dataset
+    if not dataset.is_dir():
+        raise Refused(f"dataset folder not found: {dataset}")
+    if not os.access(dataset, os.R_OK | os.X_OK):
+        raise Refused(f"cannot read the dataset folder {dataset} (permission denied)")
+    if not find_images(dataset, recursive=True).images:
+        raise Refused(f"no images in {dataset} (looked for .png, .jpg, .jpeg, .webp, .bmp in it and its sub-folders)")
+    info = host.info()
+    if info.model_family is None:
+        what = f"the checkpoint {info.checkpoint}" if info.checkpoint else "no checkpoint"
+        raise Refused(f"{what}: LoRA Lab trains SD1, SD2 and SDXL models and cannot tell what this is"
+                      if info.checkpoint else "no model: pass --checkpoint PATH (an SD1, SD2 or SDXL checkpoint)")
+    if getattr(host, "render_images", None) is None:
+        raise Refused(f"the {host.name} host cannot render sweeps")
+    try:
+        tagger = choose_tagger(options.tagger, host.models_dir())
+    except (ScoringError, FileNotFoundError, ValueError) as e:
+        raise Refused(f"a tagger is needed to caption and to score the sweep: {e}") from None
+    state_path = options.out / STATE_NAME
+    try:
+        state = load_state(state_path)
+    except StateError as e:
+        raise Refused(str(e)) from None
+    wanted = options.to_json()
+    if state is not None:
+        stored = {k: v for k, v in state.options.items() if k != "command"}
+        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        if changed:
+            raise Refused(f"{options.out} holds a run with other settings ({', '.join(changed)}); "
+                          "run the same command to continue it, or use another --out")
+    elif options.out.exists() and any(options.out.iterdir()):
+        raise Refused(f"{options.out} exists and is not a LoRA Lab auto run: choose an empty or new --out")
+    ours = host.lora_dir() / options.name
+    clashes = _colliding(host, options, ours, resuming=state is not None)
+    if clashes:
+        raise Refused(f"LoRA files named like this run exist already ({', '.join(str(p) for p in clashes[:3])}): "
+                      "choose another --name")
+    if state is None:
+        options.out.mkdir(parents=True, exist_ok=True)
+        state = AutoState(state_path, {**wanted, "command": options.command(checkpoint)}, checkpoint)
+        state.save()
+    resolution = int(options.train.get("resolution") or family_resolution(info.model_family))
+    return Context(host, options, state, info.model_family, resolution, tagger, _trigger(options), say)
+
+
+def stages(ctx: Context) -> list[Stage]:
+    out: list[Stage] = [
+        ("checks", lambda: ds.checks(ctx), ds.checks_line),
+        ("tagging", lambda: ds.tagging(ctx),
+         lambda r: f"tagged {r['tagged']} image(s), kept {r['kept']} caption(s)"),
+        ("pruning", lambda: ds.pruning(ctx), ds.pruning_line),
+        ("plan", lambda: ds.plan(ctx), ds.plan_line),
+    ]
+    variants = ctx.options.variants
+    out += [(f"training:{v.key}", lambda v=v: ms.training(ctx, v), ms.training_line) for v in variants]
+    out += [(f"sweep:{v.key}", lambda v=v: ms.sweep(ctx, v), ms.sweep_line) for v in variants]
+    out += [(f"scores:{v.key}", lambda v=v: ms.scores(ctx, v), ms.scores_line) for v in variants]
+    return out
+
+
+def _display(name: str, single: bool) -> str:
+    return name.split(":")[0] if single else name
+
+
+def run_auto(host: Host, options: AutoOptions, checkpoint: str | None = None,
+             say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or continue) the flow; returns the result document with `"state"`: finished,
+    interrupted or failed. Raises Refused before anything runs."""
+    ctx = preflight(host, options, checkpoint, say)
+    host.interrupt.clear()  # a stop request left over from an earlier job is not for this run
+    single = len(options.variants) == 1
+    state, outcome, failure = ctx.state, "finished", None
+    for name, run, line in stages(ctx):
+        shown = _display(name, single)
+        if state.done(name):
+            say(f"✓ {shown}: done before — {line(state.result(name))}")
+            continue
+        say(f"▶ {shown}")
+        started = time.perf_counter()
+        try:
+            result = run()
+        except Interrupted:
+            state.record(name, "interrupted", time.perf_counter() - started)
+            say(f"■ {shown}: interrupted; everything finished so far is kept. Run the same command again to "
+                f"continue:\n  {state.options['command']}")
+            outcome = "interrupted"
+            break
+        except Exception as e:
+            state.record(name, "failed", time.perf_counter() - started, {"error": f"{type(e).__name__}: {e}"})
+            say(f"✗ {shown}: {e}")
+            outcome, failure = "failed", f"{shown}: {e}"
+            break
+        state.record(name, "done", time.perf_counter() - started, result)
+        say(f"✓ {shown}: {line(result)} ({state.stages[name].seconds:.1f} s)")
+    report = None
+    if outcome == "finished":
+        started = time.perf_counter()
+        report = write_report(document(state, options.variants, options.out / "report.html"), options.name, options.out)
+        state.record("report", "done", time.perf_counter() - started, {"path": str(report)})
+        report = write_report(document(state, options.variants, report), options.name, options.out)
+        say(f"✓ report: {report}")
+    doc = document(state, options.variants, report)
+    doc["state"] = outcome
+    if failure:
+        doc["error"] = failure
+    return doc

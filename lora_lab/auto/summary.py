@@ -1,0 +1,172 @@
+"""The run's result as one JSON document (what `--json` prints and the report shows): the plan,
+each epoch's losses, every cell's scores, the shortlist, the recommendation and the per-prompt
+influence map; under `--ab`, one such object per variant and their comparison."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..sweep.manifest import SweepManifest, load_manifest
+from ..sweep.scoring import load_scores, shortlist
+from .model_stages import epoch_record
+from .options import Variant
+from .state import AutoState
+
+MEASURES = ("fidelity", "adherence", "diversity", "influence", "score")
+
+
+def _epoch_of(manifest: SweepManifest, lora: str | None) -> int | None:
+    for row in manifest.rows:
+        if row.lora == lora:
+            return row.epoch
+    return None
+
+
+def cells(manifest: SweepManifest) -> list[dict[str, Any]]:
+    out = []
+    for cell in manifest.cells:
+        scores = cell.scores or {}
+        out.append({"epoch": _epoch_of(manifest, cell.lora), "weight": 0.0 if cell.weight is None else cell.weight,
+                    "checkpoint": cell.checkpoint, "lora": cell.lora, "label": cell.label,
+                    "scores": {k: scores.get(k) for k in MEASURES}, "gated": scores.get("gated")})
+    return out
+
+
+def influence_map(manifest: SweepManifest, domains: list[str]) -> dict[str, Any]:
+    """Mean influence per prompt (rows) and LoRA cell (columns): where the LoRA acts, and where
+    the base model takes over."""
+    columns = [c for c in manifest.cells if c.lora is not None]
+    rows = []
+    for k, prompt in enumerate(manifest.prompts):
+        values = []
+        for cell in columns:
+            found = [img.scores.get("influence") for img in cell.images
+                     if img.prompt == k and img.scores and img.scores.get("influence") is not None]
+            values.append(sum(found) / len(found) if found else None)
+        rows.append({"prompt": prompt, "domain": domains[k] if k < len(domains) else "out", "values": values})
+    return {"columns": [c.label for c in columns], "rows": rows}
+
+
+def domain_means(manifest: SweepManifest, domains: list[str], cell_index: int, measure: str) -> dict[str, float | None]:
+    """A cell's mean of one per-image measure over in-domain and out-of-domain prompts."""
+    cell = manifest.cells[cell_index]
+    out: dict[str, float | None] = {}
+    for domain in ("in", "out"):
+        found = [img.scores.get(measure) for img in cell.images
+                 if img.scores and img.scores.get(measure) is not None
+                 and (domains[img.prompt] if img.prompt < len(domains) else "out") == domain]
+        out[domain] = sum(found) / len(found) if found else None
+    return out
+
+
+def recommendation(manifest: SweepManifest, best: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not best:
+        return None
+    top = best[0]
+    cell = manifest.cells[top["cell"]]
+    scores = cell.scores or {}
+    file = next((Path(r.file) for r in manifest.rows if r.lora == top["lora"]), None)
+    scored = sum(1 for c in manifest.cells if c.lora is not None and c.scores is not None)
+    why = (f"highest score {top['score']:.3f} of {scored} LoRA cells (fidelity {scores.get('fidelity', 0):.2f}, "
+           f"adherence {_num(scores.get('adherence'))}, influence {_num(scores.get('influence'))})")
+    epoch = _epoch_of(manifest, top["lora"])
+    losses = [e for e in epochs if e.get("val_loss") is not None]
+    if losses:
+        lowest = min(losses, key=lambda e: e["val_loss"])
+        if lowest["epoch"] == epoch:
+            why += f"; its validation loss is the lowest of the run ({lowest['val_loss']:.4f})"
+        else:
+            why += f"; the lowest validation loss was at epoch {lowest['epoch']} ({lowest['val_loss']:.4f})"
+    if len(best) > 1:
+        why += f"; runner-up <lora:{best[1]['lora']}:{best[1]['weight']:g}> at {best[1]['score']:.3f}"
+    return {"file": str(file) if file else None, "lora": top["lora"], "weight": top["weight"], "epoch": epoch,
+            "prompt_tag": f"<lora:{top['lora']}:{top['weight']:g}>", "why": why}
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
+    out: dict[str, Any] = {"variant": variant.key, "lora": variant.lora_name}
+    if state.done("plan"):
+        planned = state.result("plan")
+        out["plan"] = {**planned["plan"], "repeats": planned["repeats"], "folder": planned["folder"],
+                       "settings": planned["configs"][variant.key]}
+    training = state.stages.get(f"training:{variant.key}")
+    epochs = [epoch_record(Path(p)) for p in training.result.get("files", [])] if training else []
+    out["epochs"] = [{k: e[k] for k in ("epoch", "file", "train_loss", "val_loss", "stable_loss")} for e in epochs]
+    sweep = state.stages.get(f"sweep:{variant.key}")
+    manifest = None
+    if sweep is not None and sweep.result.get("manifest") and Path(sweep.result["manifest"]).is_file():
+        manifest = load_manifest(sweep.result["manifest"])
+    if manifest is None:
+        out.update(cells=[], shortlist=[], recommendation=None)
+        return out
+    domains = manifest.parameters.get("lora_lab_auto", {}).get("domains", [])
+    document = load_scores(manifest)
+    best = shortlist(manifest, document) if document else []
+    out.update(manifest=str(manifest.path), cells=cells(manifest), shortlist=best,
+               recommendation=recommendation(manifest, best, out["epochs"]),
+               influence_map=influence_map(manifest, domains),
+               prompts=[{"text": p, "domain": domains[k] if k < len(domains) else "out"}
+                        for k, p in enumerate(manifest.prompts)])
+    if best:
+        out["best_by_domain"] = {m: domain_means(manifest, domains, best[0]["cell"], m)
+                                 for m in ("fidelity", "adherence", "influence")}
+    return out
+
+
+def compare(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Captioned vs captionless, each at its best cell: adherence on prompts outside the training
+    data, fidelity, influence — and the trade-off in words."""
+    by_key = {v["variant"]: v for v in variants}
+    cap, bare = by_key.get("captioned"), by_key.get("captionless")
+    if not cap or not bare or not cap.get("best_by_domain") or not bare.get("best_by_domain"):
+        return None
+
+    def pick(v: dict[str, Any], measure: str, domain: str | None = None) -> float | None:
+        if domain:
+            return v["best_by_domain"][measure][domain]
+        cell = v["cells"][v["shortlist"][0]["cell"]]
+        return cell["scores"][measure]
+
+    rows = {
+        "adherence_out_of_domain": (pick(cap, "adherence", "out"), pick(bare, "adherence", "out")),
+        "fidelity": (pick(cap, "fidelity"), pick(bare, "fidelity")),
+        "influence": (pick(cap, "influence"), pick(bare, "influence")),
+        "score": (pick(cap, "score"), pick(bare, "score")),
+    }
+    words = []
+    adh, fid = rows["adherence_out_of_domain"], rows["fidelity"]
+    if adh[0] is not None and adh[1] is not None:
+        better = "captioned" if adh[0] >= adh[1] else "captionless"
+        words.append(f"{better.capitalize()} follows prompts outside the training data better "
+                     f"(adherence {max(adh):.2f} vs {min(adh):.2f})")
+    if fid[0] is not None and fid[1] is not None:
+        better = "captioned" if fid[0] > fid[1] else "captionless"
+        words.append(f"{better} holds the trained look more strongly (fidelity {max(fid):.2f} vs {min(fid):.2f})")
+    overall = "captioned" if (rows["score"][0] or 0) >= (rows["score"][1] or 0) else "captionless"
+    words.append(f"by the combined score, {overall} is ahead. The guides' trade-off: captions let prompts "
+                 "steer the LoRA; without captions the trigger carries everything, so it holds the style "
+                 "but bends less")
+    return {"measures": {k: {"captioned": a, "captionless": b} for k, (a, b) in rows.items()},
+            "better": overall, "verdict": "; ".join(words) + "."}
+
+
+def document(state: AutoState, variants: list[Variant], report: Path | None) -> dict[str, Any]:
+    stages = [{"name": s.name, "state": s.state, "seconds": round(s.seconds, 3)} for s in state.stages.values()]
+    summaries = [variant_summary(state, v) for v in variants]
+    doc: dict[str, Any] = {"stages": stages, "report": str(report) if report else None,
+                           "command": state.options.get("command")}
+    if len(summaries) == 1:
+        doc.update({k: v for k, v in summaries[0].items() if k not in ("variant",)})
+    else:
+        doc["plan"] = summaries[0].get("plan")
+        doc["variants"] = summaries
+        doc["comparison"] = compare(summaries)
+    if state.done("checks"):
+        doc["dataset"] = state.result("checks")
+    if state.done("pruning"):
+        doc["pruning"] = state.result("pruning")
+    return doc
