@@ -12,7 +12,7 @@ from ..host.protocol import Host
 from . import dataset_stages as ds
 from . import model_stages as ms
 from .context import Context, Interrupted, Refused
-from .options import AutoOptions
+from .options import AutoOptions, stage_name
 from .report import write_report
 from .state import STATE_NAME, AutoState, StateError, load_state
 from .summary import document
@@ -54,6 +54,7 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
     """Everything that can be refused, refused now, with the reason; nothing is written."""
     from ..dataset.images import find_images
     from ..sweep.scoring import ScoringError, choose_tagger
+    from ..tagging.model import TaggerError
     from ..train.config import family_resolution
 
     problems = options.problems()
@@ -75,7 +76,7 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
         raise Refused(f"the {host.name} host cannot render sweeps")
     try:
         tagger = choose_tagger(options.tagger, host.models_dir())
-    except (ScoringError, FileNotFoundError, ValueError) as e:
+    except (ScoringError, TaggerError, FileNotFoundError, ValueError) as e:
         raise Refused(f"a tagger is needed to caption and to score the sweep: {e}") from None
     state_path = options.out / STATE_NAME
     try:
@@ -113,14 +114,10 @@ def stages(ctx: Context) -> list[Stage]:
         ("plan", lambda: ds.plan(ctx), ds.plan_line),
     ]
     variants = ctx.options.variants
-    out += [(f"training:{v.key}", lambda v=v: ms.training(ctx, v), ms.training_line) for v in variants]
-    out += [(f"sweep:{v.key}", lambda v=v: ms.sweep(ctx, v), ms.sweep_line) for v in variants]
-    out += [(f"scores:{v.key}", lambda v=v: ms.scores(ctx, v), ms.scores_line) for v in variants]
+    out += [(stage_name("training", v), lambda v=v: ms.training(ctx, v), ms.training_line) for v in variants]
+    out += [(stage_name("sweep", v), lambda v=v: ms.sweep(ctx, v), ms.sweep_line) for v in variants]
+    out += [(stage_name("scores", v), lambda v=v: ms.scores(ctx, v), ms.scores_line) for v in variants]
     return out
-
-
-def _display(name: str, single: bool) -> str:
-    return name.split(":")[0] if single else name
 
 
 def run_auto(host: Host, options: AutoOptions, checkpoint: str | None = None,
@@ -129,16 +126,16 @@ def run_auto(host: Host, options: AutoOptions, checkpoint: str | None = None,
     interrupted or failed. Raises Refused before anything runs."""
     ctx = preflight(host, options, checkpoint, say)
     host.interrupt.clear()  # a stop request left over from an earlier job is not for this run
-    single = len(options.variants) == 1
     state, outcome, failure = ctx.state, "finished", None
     for name, run, line in stages(ctx):
-        shown = _display(name, single)
+        shown = name
         if state.done(name):
             say(f"✓ {shown}: done before — {line(state.result(name))}")
             continue
         say(f"▶ {shown}")
         started = time.perf_counter()
         try:
+            ctx.check_interrupt()  # a stop asked for between stages: nothing of this one runs
             result = run()
         except Interrupted:
             state.record(name, "interrupted", time.perf_counter() - started)

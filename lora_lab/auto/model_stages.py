@@ -9,7 +9,7 @@ from typing import Any
 from ..safetensors_header import HeaderError, read_metadata
 from ..sweep.family import float_or_none
 from .context import Context, Interrupted
-from .options import Variant
+from .options import Variant, stage_name
 
 _EPOCH_FILE = re.compile(r"-(\d{6})$")
 
@@ -85,7 +85,7 @@ def sweep_plan(ctx: Context, variant: Variant) -> Any:
     from ..sweep.plan import build_plan
 
     planned = ctx.state.result("plan")
-    files = [Path(p) for p in ctx.state.result(f"training:{variant.key}")["files"]]
+    files = [Path(p) for p in ctx.state.result(stage_name("training", variant))["files"]]
     family = family_of_files(variant.lora_name, files)
     return build_plan(family, [0.0, *planned["weights"]], [p["text"] for p in planned["prompts"]],
                       planned["seeds"], negative_prompt=ctx.options.negative_prompt, baseline=True)
@@ -128,7 +128,7 @@ def scores(ctx: Context, variant: Variant) -> dict[str, Any]:
     from ..sweep.manifest import load_manifest
     from ..sweep.scoring import score_sweep, shortlist
 
-    manifest = load_manifest(ctx.state.result(f"sweep:{variant.key}")["manifest"])
+    manifest = load_manifest(ctx.state.result(stage_name("sweep", variant))["manifest"])
     document = score_sweep(manifest, ctx.tagger, ctx.images_dir)
     return {"characteristic_tags": document["characteristic_tags"][:20], "shortlist": shortlist(manifest, document)}
 

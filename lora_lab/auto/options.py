@@ -40,6 +40,11 @@ class Variant:
     captions: bool  # trained with the captions (else the folder trigger is each image's caption)
 
 
+def stage_name(base: str, variant: Variant) -> str:
+    """`training`, or `training:captioned` when a run has several variants."""
+    return base if variant.key == "main" else f"{base}:{variant.key}"
+
+
 @dataclass
 class AutoOptions:
     dataset: Path

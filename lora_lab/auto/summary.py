@@ -9,7 +9,7 @@ from typing import Any
 from ..sweep.manifest import SweepManifest, load_manifest
 from ..sweep.scoring import load_scores, shortlist
 from .model_stages import epoch_record
-from .options import Variant
+from .options import Variant, stage_name
 from .state import AutoState
 
 MEASURES = ("fidelity", "adherence", "diversity", "influence", "score")
@@ -93,10 +93,10 @@ def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
         planned = state.result("plan")
         out["plan"] = {**planned["plan"], "repeats": planned["repeats"], "folder": planned["folder"],
                        "settings": planned["configs"][variant.key]}
-    training = state.stages.get(f"training:{variant.key}")
+    training = state.stages.get(stage_name("training", variant))
     epochs = [epoch_record(Path(p)) for p in training.result.get("files", [])] if training else []
     out["epochs"] = [{k: e[k] for k in ("epoch", "file", "train_loss", "val_loss", "stable_loss")} for e in epochs]
-    sweep = state.stages.get(f"sweep:{variant.key}")
+    sweep = state.stages.get(stage_name("sweep", variant))
     manifest = None
     if sweep is not None and sweep.result.get("manifest") and Path(sweep.result["manifest"]).is_file():
         manifest = load_manifest(sweep.result["manifest"])
