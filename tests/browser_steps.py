@@ -20,6 +20,16 @@ def click_tab(browser, container_id: str, label: str) -> None:
     next(b for b in buttons if b.text.strip() == label).click()
 
 
+def open_sub_tab(browser, label: str) -> None:
+    """Wait for LoRA Lab's sub-tabs (Auto, Dataset, Train, Review) and open one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 120).until(lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "#lora_lab_tabs button")
+                                                 if b.text.strip() == label])
+    click_tab(browser, "lora_lab_tabs", label)
+
+
 def tag_folder_then_edit_and_undo(browser, folder: Path, model_name: str) -> None:
     """Tag three images with a trigger, add a tag to every caption, undo it; checks the files."""
     from selenium.webdriver.common.by import By
@@ -29,6 +39,7 @@ def tag_folder_then_edit_and_undo(browser, folder: Path, model_name: str) -> Non
     for i, colour in enumerate(["red", "blue", "white"]):
         Image.new("RGB", (96, 64), colour).save(folder / f"pic {i}.png")
     wait = WebDriverWait(browser, 120)
+    open_sub_tab(browser, "Dataset")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_ds_folder textarea, #lora_lab_ds_folder input"))
     field(browser, "lora_lab_ds_folder").send_keys(str(folder))
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
@@ -66,3 +77,34 @@ def open_train_tab_in_webui(browser, url: str, folder: Path) -> None:
     WebDriverWait(browser, 240).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
     click_tab(browser, "tabs", "LoRA Lab")
     click_tab(browser, "lora_lab_tabs", "Train")
+
+
+TINY_AUTO_SETTINGS = "resolution=64\nmin_bucket_reso=64\ndim=4\nalpha=4\nunet_lr=0.001\nepochs=2\nsave_every_n_epochs=1"
+
+
+def run_auto_panel(browser, dataset: Path, name: str, out: Path, tagger: str = "") -> str:
+    """Fill the Auto sub-tab for the tiny model (quick budget, 2 sampling steps, 2 epochs), start it
+    and wait for the recommendation; returns the stage log."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_sub_tab(browser, "Auto")
+    field(browser, "lora_lab_auto_dataset").send_keys(str(dataset))
+    field(browser, "lora_lab_auto_name").send_keys(name)
+    browser.find_element(By.XPATH, "//*[@id='lora_lab_auto_budget']//label[contains(., 'quick')]").click()
+    browser.find_element(By.XPATH, "//*[@id='lora_lab_auto_advanced']//*[contains(text(), 'Advanced')]").click()
+    field(browser, "lora_lab_auto_out").send_keys(str(out))
+    if tagger:
+        field(browser, "lora_lab_auto_tagger").send_keys(tagger)
+    steps = field(browser, "lora_lab_auto_steps")
+    steps.clear()
+    steps.send_keys("2")
+    field(browser, "lora_lab_auto_settings").send_keys(TINY_AUTO_SETTINGS)
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_auto_start").click()
+    WebDriverWait(browser, 600).until(
+        lambda d: "Recommended" in d.find_element(By.CSS_SELECTOR, "#lora_lab_auto_status").text
+        or "error" in d.find_element(By.CSS_SELECTOR, "#lora_lab_auto_status").get_attribute("innerHTML"))
+    log = browser.find_element(By.CSS_SELECTOR, "#lora_lab_auto_log").text
+    status = browser.find_element(By.CSS_SELECTOR, "#lora_lab_auto_status").text
+    assert "Recommended" in status, f"{status}\n{log}"
+    return log

@@ -1,7 +1,9 @@
 """The standalone LoRA Lab page in a real browser: Debian's headless chromium via chromedriver."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,11 +81,12 @@ def test_ui_tiny_offers_the_tiny_tagger_and_a_missing_tagger_is_said_once(browse
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.browser_steps import field
+    from tests.browser_steps import field, open_sub_tab
 
     Image.new("RGB", (64, 64), "red").save(tmp_path / "a.png")
     browser.get(tiny_page)
     wait = WebDriverWait(browser, 60)
+    open_sub_tab(browser, "Dataset")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_tag_refresh"))
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_model input").click()
@@ -110,7 +113,7 @@ def test_the_standalone_review_tab_says_where_sweeps_come_from(browser, tiny_pag
     click_tab(browser, "lora_lab_tabs", "Review")
     note = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lora_lab_review_standalone"))
     wait.until(lambda d: note.is_displayed())
-    assert "LoRA Lab grid" in note.text and "WebUI" in note.text
+    assert "LoRA Lab grid" in note.text and "Auto" in note.text
 
 
 def test_after_tagging_the_summary_counts_the_captions_and_tag_bars_have_length(
@@ -150,6 +153,7 @@ def test_the_train_tab_shows_the_basics_and_folds_the_rest(browser, tiny_page: s
     browser.get(tiny_page)
     wait = WebDriverWait(browser, 60)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_tabs button"))
+    click_tab(browser, "lora_lab_tabs", "Dataset")
     field(browser, "lora_lab_ds_folder").send_keys(str(tmp_path), Keys.ENTER)
     click_tab(browser, "lora_lab_tabs", "Train")
     wait.until(lambda d: field(d, "lora_lab_train_dataset_dir").get_attribute("value") == str(tmp_path))
@@ -185,3 +189,27 @@ def test_the_eta_ignores_the_warm_up_of_the_first_step() -> None:
     assert clock.remaining(1, 100, now=7.0) is None  # the first step took 7 s of warm-up
     assert clock.remaining(2, 100, now=7.5) == pytest.approx(0.5 * 98)
     assert clock.remaining(11, 100, now=12.0) == pytest.approx(0.5 * 89)
+
+
+def test_the_auto_panel_runs_the_flow_and_shows_the_report(browser, tiny_page: str, tmp_path) -> None:
+    """The first sub-tab: a folder and a name in, the flow runs, the recommendation and the report
+    come back; the report then opens in the Review tab beside its sweep."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from lora_lab.devtools.sample_dataset import build_sample_dataset
+    from tests.browser_steps import field, open_sub_tab, run_auto_panel
+
+    dataset = build_sample_dataset(tmp_path / "ds", trigger="llpanel", images=6, repeats=1, captions=False)
+    browser.get(tiny_page)
+    wait = WebDriverWait(browser, 300)
+    log = run_auto_panel(browser, dataset, "panel", tmp_path / "run")
+    assert "✓ checks" in log and "✓ scores" in log and "Traceback" not in log
+    assert browser.find_elements(By.CSS_SELECTOR, "#lora_lab_auto_report iframe")
+    assert (tmp_path / "run" / "report.html").is_file()
+    browser.save_screenshot(str(Path(os.environ.get("LORA_LAB_SHOTS", tmp_path)) / "auto-panel.png"))
+
+    open_sub_tab(browser, "Review")
+    field(browser, "lora_lab_review_path").send_keys(str(tmp_path / "run" / "sweep-main"))
+    browser.find_element(By.CSS_SELECTOR, "#lora_lab_review_load").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_review_auto_report iframe"))

@@ -17,6 +17,8 @@ class Interrupted(Exception):
 class Refused(ValueError):
     """The run cannot start; nothing was done. The message says why and what to change."""
 
+    refusal = True  # said to the person, not a bug (no traceback)
+
 
 @dataclass
 class Context:

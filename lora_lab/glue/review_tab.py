@@ -194,10 +194,21 @@ def rescore(get_host: GetHost, path: str, cell: int, image: int, tagger: str) ->
 
 
 STANDALONE_NOTE = (
-    "<div class='lora-lab-message' id='lora_lab_review_standalone'>Sweeps are rendered in the WebUI: "
-    "txt2img → Script → <b>LoRA Lab grid</b> makes the epoch × weight grid and its sweep.json. Without "
-    "a WebUI, open a sweep made there (copy its folder here, or run <code>python -m lora_lab ui "
-    "--allow-root FOLDER</code>) to mark hits and misses and get the recommendation.</div>")
+    "<div class='lora-lab-message' id='lora_lab_review_standalone'>Sweeps come from the Auto sub-tab (or "
+    "<code>python -m lora_lab auto</code>), which renders them here with this checkpoint, or from the WebUI: "
+    "txt2img → Script → <b>LoRA Lab grid</b>. Open one (copy a WebUI sweep's folder here, or run "
+    "<code>python -m lora_lab ui --allow-root FOLDER</code>) to mark hits and misses and get the "
+    "recommendation.</div>")
+
+
+def run_report(path: str) -> str:
+    """The report of the auto run a sweep belongs to (its folder's parent), if there is one."""
+    from .auto_tab import report_frame
+
+    if not path:
+        return ""
+    run = Path(path).parent.parent
+    return report_frame(run / "report.html") if (run / "auto.json").is_file() else ""
 
 
 def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
@@ -237,6 +248,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
                 tagger = gr.Textbox(label="Tagger (empty: the only one installed)", elem_id="lora_lab_review_tagger",
                                     scale=3)
                 score_button = gr.Button("Score with the tagger", elem_id="lora_lab_review_score", scale=2)
+    auto_report = gr.HTML(elem_id="lora_lab_review_auto_report")
     current_path = gr.Textbox(visible=False, elem_id="lora_lab_review_current_path")
     current_cell = gr.Number(value=0, precision=0, visible=False, elem_id="lora_lab_review_current_cell")
     current_image = gr.Number(value=0, precision=0, visible=False, elem_id="lora_lab_review_current_image")
@@ -247,9 +259,10 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
                current_image]
     position = [current_path, current_cell, current_image]
     find.click(fn=lambda f: recent_sweeps(get_host, f), inputs=[folder], outputs=[recent])
-    load.click(fn=open_sweep, inputs=[path], outputs=outputs)
+    load.click(fn=open_sweep, inputs=[path], outputs=outputs).then(
+        fn=run_report, inputs=[current_path], outputs=[auto_report])
     recent.select(fn=lambda chosen: (gr.update(value=chosen), *open_sweep(chosen)), inputs=[recent],
-                  outputs=[path, *outputs])
+                  outputs=[path, *outputs]).then(fn=run_report, inputs=[current_path], outputs=[auto_report])
     cell.select(fn=pick_cell, inputs=[current_path, cell, current_cell], outputs=outputs)
     gallery.select(fn=pick_image, inputs=[current_path, current_cell], outputs=outputs)
     hit.click(fn=lambda p, c, i: mark(p, c, i, "hit"), inputs=position, outputs=outputs)

@@ -17,7 +17,7 @@ from ..host.protocol import Host
 
 GetHost = Callable[[], Host]
 
-SECTIONS = [("Dataset", "dataset_tab"), ("Train", "train_tab"), ("Review", "review_tab")]
+SECTIONS = [("Auto", "auto_tab"), ("Dataset", "dataset_tab"), ("Train", "train_tab"), ("Review", "review_tab")]
 
 
 def status_html(get_host: GetHost) -> str:

@@ -220,6 +220,37 @@ class WebUIHost:
                 restore_base_weights(model)
         return processed.images[0]
 
+    def render_images(self, requests: list[PreviewRequest],
+                      notes: list[str] | None = None) -> list[tuple[Image.Image, str]]:
+        """txt2img through the WebUI's own pipeline, as a person would run it: `<lora:name:w>` tags
+        load files with the built-in Lora extension. One image per batch (batch size 1, one seed
+        each), so every image equals a plain txt2img with its prompt and seed. All requests share
+        size, steps and CFG (a sweep cell's do)."""
+        from modules import processing
+
+        if not requests:
+            return []
+        first = requests[0]
+        model = shared.sd_model
+        p = processing.StableDiffusionProcessingTxt2Img(
+            sd_model=model, prompt=[r.prompt for r in requests],
+            negative_prompt=[r.negative_prompt for r in requests], seed=[r.seed for r in requests],
+            steps=first.steps, cfg_scale=first.cfg_scale, width=first.width, height=first.height,
+            sampler_name="Euler", batch_size=1, n_iter=len(requests), do_not_save_grid=True,
+            do_not_save_samples=True,
+            override_settings={"sd_model_checkpoint": model.sd_checkpoint_info.name},
+            override_settings_restore_afterwards=True,
+        )
+        with self.exclusive():
+            try:
+                processed = processing.process_images(p)
+            finally:
+                p.close()
+        missing = [c for c in processed.comments.splitlines() if c.startswith("Lora not found")]
+        if missing:  # the images would silently show the base model
+            raise RuntimeError(f"{missing[0]} (is the file in {self.lora_dir()}?)")
+        return list(zip(processed.images, processed.infotexts))  # fewer than asked: interrupted
+
     def lora_load_report(self, name: str) -> dict[str, object]:
         """Load a LoRA file the way the built-in Lora extension does and count the modules it
         matched (it drops unmatched keys silently)."""
@@ -246,6 +277,10 @@ class WebUIHost:
 
     def lora_dir(self) -> Path:
         return Path(shared.cmd_opts.lora_dir)
+
+    def runs_dir(self) -> Path:
+        """Where one-run (`auto`) flows keep their folders: beside the WebUI's other outputs."""
+        return Path(paths.data_path) / "outputs" / "lora_lab_auto"
 
     def models_dir(self) -> Path:
         return Path(paths.models_path) / "lora_lab"

@@ -121,5 +121,9 @@ class StandaloneHost:
     def lora_dir(self) -> Path:
         return self.home / "Lora"
 
+    def runs_dir(self) -> Path:
+        """Where one-run (`auto`) flows keep their folders."""
+        return self.home / "auto"
+
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -84,6 +84,8 @@ def render_sweep(host: Host, plan: SweepPlan, manifest: SweepManifest, settings:
                                        width=settings.width, height=settings.height)
                         for image in cell.images]
             results = render(requests, notes)
+            if len(results) < len(requests):  # the host stopped mid-cell (interrupt): the cell is redone later
+                return notes
             for i, (image, info) in enumerate(results):
                 shown = cell.images[i]
                 path = folder / "images" / f"{image_name(cell.index, cell.lora, cell.weight, shown.prompt, shown.seed)}.png"
