@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lora_lab.sweep.scores import (
-    adherence, artefact, characteristic_tags, f_beta, fidelity, influence, rank_correlation, score_cell, spread,
+    adherence, artefact, characteristic_tags, f_beta, fidelity, rank_correlation, score_cell, spread,
 )
 
 TRAIN = np.array([[0.9, 0.8, 0.1, 0.0, 0.6],

@@ -3,7 +3,6 @@ folders, the steps plan and checks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException

@@ -224,6 +224,8 @@ def _describe_section(get_host: GetHost, dataset: list[gr.components.Component])
     status = gr.HTML(elem_id="lora_lab_describe_status")
 
     def describe(folder: str, recursive: bool, ext: str, keep: float, tmpl: str, over: bool) -> Iterator[str]:
+        from ..tagging.model import TaggerError
+
         try:
             ref = _ref(folder, recursive, ext, keep)
             job = registry.start("describing", get_host(),
