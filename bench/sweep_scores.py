@@ -27,7 +27,6 @@ from train_step import build_parts  # noqa: E402  (bench/train_step.py: SD1.5-si
 
 from lora_lab.host.protocol import PreviewRequest  # noqa: E402
 from lora_lab.sampling import sample  # noqa: E402
-
 from lora_lab.sweep.scoring import score_sweep  # noqa: E402
 
 
