@@ -36,29 +36,24 @@ def test_train_command_reports_bad_settings(tiny_checkpoint: Path, tmp_path: Pat
     assert "dim must be > 0" in err and "resolution must be a multiple of 64" in err
 
 
-def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "tagged 8 of 8 image(s)" in out and "finished: 32 steps" in out
-    lora = tmp_path / "lora"
-    assert {p.name for p in lora.iterdir()} >= {"lldemo.safetensors", "lldemo.json",
-                                                 "lldemo.preview.png", "lldemo.lora_lab.json"}
-    caption = next((tmp_path / "dataset" / "4_lldemo").glob("*.txt")).read_text(encoding="utf-8")
-    assert caption.startswith("lldemo, ")
-
-
-def test_the_demo_runs_from_any_folder_says_what_it_is_and_keeps_quiet(tmp_path: Path) -> None:
+def test_the_demo_runs_auto_from_any_folder_says_what_it_is_and_keeps_quiet(tmp_path: Path) -> None:
     """As a newcomer runs it: the installed command, outside the checkout, default output folder."""
     import subprocess
     import sys
 
     env = {**__import__("os").environ, "LORA_LAB_HOME": str(tmp_path / "home")}
-    run = subprocess.run([sys.executable, "-m", "lora_lab", "demo", "--epochs", "1"], cwd=tmp_path,
+    run = subprocess.run([sys.executable, "-m", "lora_lab", "demo"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (tmp_path / "home" / "demo" / "lora" / "lldemo.safetensors").is_file()
+    demo = tmp_path / "home" / "demo"
+    assert (demo / "home" / "Lora" / "lldemo" / "lldemo.safetensors").is_file()
+    assert (demo / "run" / "report.html").is_file()
+    caption = next((demo / "run" / "images").glob("*.txt")).read_text(encoding="utf-8")
+    assert caption.startswith("lldemo, ")
+    assert not list((demo / "dataset").rglob("*.txt")), "the sample dataset itself is left uncaptioned"
+    assert "tiny random stand-in" in run.stdout and "python -m lora_lab auto" in run.stdout
+    assert "Recommended: <lora:lldemo" in run.stdout and "Report:" in run.stdout and "Next:" in run.stdout
     assert not (tmp_path / "lora_lab_demo").exists()
-    assert "tiny random stand-in" in run.stdout and "Next:" in run.stdout
     noise = ("DiffusionWrapper", "making attention", "xformers", "pkg_resources", "rank_zero", "Warning")
     assert not [line for line in (run.stdout + run.stderr).splitlines() if any(n in line for n in noise)]
 

@@ -130,7 +130,11 @@ def run_auto(host: Host, options: AutoOptions, checkpoint: str | None = None,
     for name, run, line in stages(ctx):
         shown = name
         if state.done(name):
-            say(f"✓ {shown}: done before — {line(state.result(name))}")
+            try:
+                said = f" — {line(state.result(name))}"
+            except (KeyError, TypeError, ValueError):  # a result written by another LoRA Lab version
+                said = ""
+            say(f"✓ {shown}: done before{said}")
             continue
         say(f"▶ {shown}")
         started = time.perf_counter()

@@ -130,11 +130,14 @@ def scores(ctx: Context, variant: Variant) -> dict[str, Any]:
 
     manifest = load_manifest(ctx.state.result(stage_name("sweep", variant))["manifest"])
     document = score_sweep(manifest, ctx.tagger, ctx.images_dir)
-    return {"characteristic_tags": document["characteristic_tags"][:20], "shortlist": shortlist(manifest, document)}
+    ranked = shortlist(manifest, document, count=len(manifest.cells))
+    top = ranked[0]["score"] if ranked else None
+    return {"characteristic_tags": document["characteristic_tags"][:20], "scored": len(ranked), "top_score": top,
+            "tied": sum(1 for r in ranked if top is not None and abs(r["score"] - top) < 1e-9)}
 
 
 def scores_line(result: dict[str, Any]) -> str:
-    best = result["shortlist"]
-    if not best:
-        return "no LoRA cell could be scored"
-    return "shortlist: " + "; ".join(f"<lora:{b['lora']}:{b['weight']:g}> {b['score']:.3f}" for b in best)
+    if not result["scored"]:
+        return "no LoRA cell could be scored (every one gated: see the report)"
+    tied = f", shared by {result['tied']} cells" if result["tied"] > 1 else ""
+    return f"{result['scored']} LoRA cells scored; top score {result['top_score']:.3f}{tied}"

@@ -13,6 +13,7 @@ from .options import Variant, stage_name
 from .state import AutoState
 
 MEASURES = ("fidelity", "adherence", "diversity", "influence", "score")
+SHORTLIST = 3
 
 
 def _epoch_of(manifest: SweepManifest, lora: str | None) -> int | None:
@@ -59,17 +60,35 @@ def domain_means(manifest: SweepManifest, domains: list[str], cell_index: int, m
     return out
 
 
-def recommendation(manifest: SweepManifest, best: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not best:
+def ranked_cells(manifest: SweepManifest, document: dict[str, Any], epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every scored, ungated LoRA cell, best first: by score, then (where scores tie) by the loss
+    training measured for its epoch (validation, else stable), then the weight nearest 1."""
+    loss = {e["epoch"]: e.get("val_loss") if e.get("val_loss") is not None else e.get("stable_loss") for e in epochs}
+
+    def key(entry: dict[str, Any]) -> tuple[float, float, float, int]:
+        value = loss.get(_epoch_of(manifest, entry["lora"]))
+        return (-round(entry["score"], 9), float("inf") if value is None else value, abs(entry["weight"] - 1.0),
+                entry["cell"])
+
+    return sorted(shortlist(manifest, document, count=len(manifest.cells)), key=key)
+
+
+def recommendation(manifest: SweepManifest, ranked: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not ranked:
         return None
-    top = best[0]
+    top = ranked[0]
+    tied = sum(1 for b in ranked if round(b["score"], 9) == round(top["score"], 9))
     cell = manifest.cells[top["cell"]]
     scores = cell.scores or {}
     file = next((Path(r.file) for r in manifest.rows if r.lora == top["lora"]), None)
-    scored = sum(1 for c in manifest.cells if c.lora is not None and c.scores is not None)
-    why = (f"highest score {top['score']:.3f} of {scored} LoRA cells (fidelity {scores.get('fidelity', 0):.2f}, "
-           f"adherence {_num(scores.get('adherence'))}, influence {_num(scores.get('influence'))})")
     epoch = _epoch_of(manifest, top["lora"])
+    if tied > 1:
+        why = (f"{tied} of {len(ranked)} LoRA cells share the top score {top['score']:.3f}, so the scores cannot "
+               f"separate them; of those, epoch {epoch} has the lowest loss training measured — judge them by eye "
+               "in Review (H/M)")
+    else:
+        why = (f"highest score {top['score']:.3f} of {len(ranked)} LoRA cells (fidelity {scores.get('fidelity', 0):.2f}, "
+               f"adherence {_num(scores.get('adherence'))}, influence {_num(scores.get('influence'))})")
     losses = [e for e in epochs if e.get("val_loss") is not None]
     if losses:
         lowest = min(losses, key=lambda e: e["val_loss"])
@@ -77,8 +96,8 @@ def recommendation(manifest: SweepManifest, best: list[dict[str, Any]], epochs: 
             why += f"; its validation loss is the lowest of the run ({lowest['val_loss']:.4f})"
         else:
             why += f"; the lowest validation loss was at epoch {lowest['epoch']} ({lowest['val_loss']:.4f})"
-    if len(best) > 1:
-        why += f"; runner-up <lora:{best[1]['lora']}:{best[1]['weight']:g}> at {best[1]['score']:.3f}"
+    if len(ranked) > 1 and tied == 1:
+        why += f"; runner-up <lora:{ranked[1]['lora']}:{ranked[1]['weight']:g}> at {ranked[1]['score']:.3f}"
     return {"file": str(file) if file else None, "lora": top["lora"], "weight": top["weight"], "epoch": epoch,
             "prompt_tag": f"<lora:{top['lora']}:{top['weight']:g}>", "why": why}
 
@@ -105,9 +124,10 @@ def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
         return out
     domains = manifest.parameters.get("lora_lab_auto", {}).get("domains", [])
     document = load_scores(manifest)
-    best = shortlist(manifest, document) if document else []
+    ranked = ranked_cells(manifest, document, out["epochs"]) if document else []
+    best = ranked[:SHORTLIST]
     out.update(manifest=str(manifest.path), cells=cells(manifest), shortlist=best,
-               recommendation=recommendation(manifest, best, out["epochs"]),
+               recommendation=recommendation(manifest, ranked, out["epochs"]),
                influence_map=influence_map(manifest, domains),
                prompts=[{"text": p, "domain": domains[k] if k < len(domains) else "out"}
                         for k, p in enumerate(manifest.prompts)])
