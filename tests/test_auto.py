@@ -184,3 +184,26 @@ def test_bad_input_is_refused_before_any_stage(host_factory, dataset, tmp_path, 
     (tmp_path / "run" / "mine.txt").write_text("x")
     with pytest.raises(Refused, match="not a LoRA Lab auto run"):
         run_auto(host, options(dataset, tmp_path, tiny_tagger_dir), "tiny", [].append)
+
+
+def test_cli_json_is_one_object_on_stdout_and_a_bad_checkpoint_is_refused(tmp_path, dataset, capsys) -> None:
+    from lora_lab.cli import main
+
+    home = tmp_path / "home"
+    common = ["auto", str(dataset), "--home", str(home), "--budget", "quick", "--samples-per-epoch", "8",
+              "--epochs", "2", "--sweep-steps", "2", "--set", "dim=4", "--set", "alpha=4"]
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    assert main([*common, "--name", "bad", "--checkpoint", str(not_a_model), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a Stable Diffusion checkpoint" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
+
+    assert main([*common, "--name", "clijson", "--tiny", "--out", str(tmp_path / "run"), "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # the stage lines went to stderr
+    assert doc["state"] == "finished" and "✓ training" in captured.err
+    assert set(doc) >= {"stages", "plan", "epochs", "cells", "shortlist", "recommendation", "report"}
+    assert {"epoch", "weight", "checkpoint", "scores"} <= set(doc["cells"][1])
+    assert set(doc["cells"][1]["scores"]) == {"fidelity", "adherence", "diversity", "influence", "score"}
+    assert {"file", "weight", "why"} <= set(doc["recommendation"]) and Path(doc["report"]).is_file()

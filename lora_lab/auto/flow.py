@@ -67,6 +67,9 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
         raise Refused(f"cannot read the dataset folder {dataset} (permission denied)")
     if not find_images(dataset, recursive=True).images:
         raise Refused(f"no images in {dataset} (looked for .png, .jpg, .jpeg, .webp, .bmp in it and its sub-folders)")
+    problem = getattr(host, "checkpoint_problem", lambda: None)()
+    if problem:
+        raise Refused(problem)
     info = host.info()
     if info.model_family is None:
         what = f"the checkpoint {info.checkpoint}" if info.checkpoint else "no checkpoint"
@@ -85,6 +88,9 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
         raise Refused(str(e)) from None
     wanted = options.to_json()
     if state is not None:
+        if state.checkpoint and info.checkpoint and state.checkpoint != info.checkpoint:
+            raise Refused(f"{options.out} holds a run on {state.checkpoint}, but the model now is {info.checkpoint}: "
+                          "load that model again to continue it, or use another --out")
         stored = {k: v for k, v in state.options.items() if k != "command"}
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         if changed:
@@ -99,7 +105,7 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
                       "choose another --name")
     if state is None:
         options.out.mkdir(parents=True, exist_ok=True)
-        state = AutoState(state_path, {**wanted, "command": options.command(checkpoint)}, checkpoint)
+        state = AutoState(state_path, {**wanted, "command": options.command(checkpoint)}, info.checkpoint)
         state.save()
     resolution = int(options.train.get("resolution") or family_resolution(info.model_family))
     return Context(host, options, state, info.model_family, resolution, tagger, _trigger(options), say)

@@ -72,6 +72,25 @@ class StandaloneHost:
                 self._family_from_config = None
         return self._family_from_config
 
+    def checkpoint_problem(self) -> str | None:
+        """Why the checkpoint cannot be trained on, from its file alone (None: it looks loadable)."""
+        from .ldm_loader import _header_has, resolve_config
+
+        if self._parts is not None:
+            return None
+        if self.checkpoint is None:
+            return "no checkpoint: pass --checkpoint PATH (an SD1, SD2 or SDXL checkpoint)"
+        if not self.checkpoint.is_file():
+            return f"checkpoint not found: {self.checkpoint}"
+        try:
+            resolve_config(self.checkpoint, self.config, self.family)
+        except (OSError, ValueError, KeyError) as e:
+            return str(e)
+        if self.checkpoint.suffix == ".safetensors" and not _header_has(self.checkpoint, "model.diffusion_model."):
+            return (f"{self.checkpoint.name} is not a Stable Diffusion checkpoint (it has no UNet weights: a LoRA, "
+                    "VAE or embedding file?); LoRA Lab trains on SD1, SD2 and SDXL checkpoints")
+        return None
+
     @property
     def loaded(self) -> bool:
         return self._parts is not None
