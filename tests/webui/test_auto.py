@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,5 @@ def test_auto_panel_runs_the_flow_and_its_images_equal_plain_txt2img(webui, brow
         swept = np.asarray(Image.open(Path(report["manifest"]).parent / image["file"]).convert("RGB"))
         assert np.array_equal(by_hand, swept), cell["label"]
     webui.post("/sdapi/v1/txt2img", {"prompt": "x", "steps": 1, "width": 64, "height": 64})  # unmerge the LoRA
+    shutil.rmtree(lora_dir)  # the session's other tests list the Lora folder's families
+    webui.post("/sdapi/v1/refresh-loras", {})
