@@ -173,7 +173,7 @@ def test_the_train_tab_shows_the_basics_and_folds_the_rest(browser, tiny_page: s
 
 
 def test_loss_chart_has_axes_and_status_shows_an_eta() -> None:
-    from lora_lab.glue.train_view import loss_chart_svg, status_html
+    from lora_lab.train.status_view import loss_chart_svg, status_html
 
     svg = loss_chart_svg([1.0, 0.8, 0.9, 0.7], [0.85])
     assert ">loss</text>" in svg and ">step</text>" in svg and ">4</text>" in svg and ">1.000</text>" in svg

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from safetensors.numpy import save_file
 
-from lora_lab.glue import review_tab
+from lora_lab.glue.tabs import review_tab
 from lora_lab.sweep.review_data import open_sweep
 from lora_lab.sweep.family import find_family
 from lora_lab.sweep.manifest import SweepManifest, new_manifest
@@ -303,7 +303,7 @@ def test_marking_a_hit_by_keyboard(tmp_path: Path) -> None:
 
 def test_review_shows_each_epochs_validation_loss(sweep: SweepManifest) -> None:
     from lora_lab.sweep.review_data import report
-    from lora_lab.glue.review_html import heatmap
+    from lora_lab.sweep.review_html import heatmap
 
     result = report(sweep)
     assert result.losses == [{"stable": 0.2, "val": 0.3}, {"stable": None, "val": None},

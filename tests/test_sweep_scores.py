@@ -170,7 +170,7 @@ def test_the_api_rescores_as_a_job_and_serves_the_scores(scored_sweep, tiny_tagg
 def test_the_review_tab_scores_and_shows_the_score_map_and_shortlist(scored_sweep, tiny_tagger_dir: Path) -> None:
     import shutil
 
-    from lora_lab.glue.review_tab import open_sweep, rescore
+    from lora_lab.glue.tabs.review_tab import open_sweep, rescore
     from lora_lab.host.standalone import StandaloneHost
 
     from .test_review_tab import value

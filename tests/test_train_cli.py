@@ -104,7 +104,7 @@ def test_bad_images_are_listed_before_training_and_left_out(tiny_checkpoint: Pat
 
 
 def test_the_train_tabs_status_shows_the_runs_notes() -> None:
-    from lora_lab.glue.train_view import status_html
+    from lora_lab.train.status_view import status_html
 
     html = status_html({"name": "x", "state": "training", "epoch": 1, "epochs": 2, "step": 1,
                         "total_steps": 4, "notes": ["skipped trunc.jpg: truncated or corrupt file"]})

@@ -73,7 +73,7 @@ def test_without_holdout_only_the_stable_loss_and_validation_can_be_turned_off(
 
 
 def test_the_chart_shows_the_epoch_losses() -> None:
-    from lora_lab.glue.train_view import status_html
+    from lora_lab.train.status_view import status_html
 
     html = status_html({"name": "x", "state": "training", "epoch": 2, "epochs": 2, "step": 4, "total_steps": 4,
                         "loss_history": [1.0, 0.9, 0.95, 0.8], "epoch_losses": [0.95, 0.87],

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     auto_args = build_parser().parse_args(argv)
     code = int(auto_args.func(auto_args))
     if code == 0 and not args.json:
-        print(f"\nNext: your own images with `python -m lora_lab auto YOUR_FOLDER --name NAME --checkpoint "
-              f"YOUR_MODEL.safetensors` (--help lists every option), or the same as a panel: `python -m lora_lab "
-              f"ui --tiny` → Auto. In the WebUI, LoRA Lab › Auto does it against the loaded model.")
+        print("\nNext: your own images with `python -m lora_lab auto YOUR_FOLDER --name NAME --checkpoint "
+              "YOUR_MODEL.safetensors` (--help lists every option), or the same as a panel: `python -m lora_lab "
+              "ui --tiny` → Auto. In the WebUI, LoRA Lab › Auto does it against the loaded model.")
     return code

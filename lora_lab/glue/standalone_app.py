@@ -11,9 +11,9 @@ from fastapi import FastAPI
 
 from ..access import FolderAccess
 from ..host.protocol import Host
-from .api import make_router
-from .sweep_paths import sweep_roots
-from .tab import build_tab
+from .api.router import make_router
+from .webui.sweep_paths import sweep_roots
+from .tabs.tab import build_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 

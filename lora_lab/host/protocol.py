@@ -1,6 +1,6 @@
 """What the core needs from a host, and nothing more.
 
-A host is the WebUI (`lora_lab.glue.webui_host`) or the standalone loader
+A host is the WebUI (`lora_lab.glue.webui.host`) or the standalone loader
 (`lora_lab.host.standalone`). Core code receives one and never asks where it came from.
 """
 from __future__ import annotations

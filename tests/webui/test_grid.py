@@ -20,7 +20,7 @@ from safetensors.numpy import load_file, save_file
 
 from lora_lab.devtools.tiny_lora import write_epochs
 from lora_lab.devtools.webui_runner import WebUI
-from lora_lab.glue.grid_args import GridArgs
+from lora_lab.sweep.grid_args import GridArgs
 from lora_lab.sweep.manifest import SweepManifest, load_manifest
 
 PROMPT = "a photo of a cat"

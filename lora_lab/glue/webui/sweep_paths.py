@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..host.protocol import Host
-from ..sweep.manifest import MANIFEST_NAME
+from ...host.protocol import Host
+from ...sweep.manifest import MANIFEST_NAME
 
 SUBFOLDER = "lora-lab"
 _UNSAFE = re.compile(r"[^\w.-]+")

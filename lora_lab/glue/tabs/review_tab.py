@@ -12,9 +12,9 @@ from typing import Any
 
 import gradio as gr
 
-from .. import access
+from ... import access
 
-from ..host.protocol import Host
+from ...host.protocol import Host
 
 GetHost = Callable[[], Host]
 Outputs = tuple[Any, ...]
@@ -48,10 +48,10 @@ def _gallery(manifest: Any, cell: int) -> list[tuple[str, str]]:
 def view(path: str, cell: int, image: int, note: str = "", *, new_cell: bool = True,
          opened: bool = False) -> Outputs:
     """Every output for showing image `image` of cell `cell` of the sweep at `path`."""
-    from . import review_html as html
-    from ..sweep.review_data import open_sweep, report
+    from ...sweep import review_html as html
+    from ...sweep.review_data import open_sweep, report
 
-    from ..sweep.scoring import scores_view
+    from ...sweep.scoring import scores_view
 
     manifest = open_sweep(path)
     result = report(manifest)
@@ -77,7 +77,7 @@ def view(path: str, cell: int, image: int, note: str = "", *, new_cell: bool = T
 
 
 def _failed(e: Exception) -> Outputs:
-    from .review_html import message
+    from ...sweep.review_html import message
 
     return (message(str(e), error=True), *[gr.update()] * (N_OUTPUTS - 1))
 
@@ -95,7 +95,7 @@ def _guarded(fn: Callable[..., Outputs]) -> Callable[..., Outputs]:
 
 @_guarded
 def open_sweep(path: str) -> Outputs:
-    from ..sweep.review_data import open_sweep as load
+    from ...sweep.review_data import open_sweep as load
 
     manifest = load(path)
     access.remember(manifest.path.parent)
@@ -123,7 +123,7 @@ def _step(manifest: Any, cell: int, image: int, delta: int) -> tuple[int, int]:
 
 @_guarded
 def step(path: str, cell: float, image: float, delta: int) -> Outputs:
-    from ..sweep.review_data import open_sweep as load
+    from ...sweep.review_data import open_sweep as load
 
     new_cell, new_image = _step(load(path), int(cell), int(image), delta)
     return view(path, new_cell, new_image, new_cell=new_cell != int(cell))
@@ -132,7 +132,7 @@ def step(path: str, cell: float, image: float, delta: int) -> Outputs:
 @_guarded
 def mark(path: str, cell: float, image: float, value: str) -> Outputs:
     """Rate the image shown and move on to the next one."""
-    from ..sweep.review_data import open_sweep as load, rate
+    from ...sweep.review_data import open_sweep as load, rate
 
     manifest = load(path)
     rate(manifest, int(cell), int(image), value)
@@ -156,8 +156,8 @@ def pick_image(path: str, cell: float, evt: gr.SelectData) -> Outputs:
 
 
 def promote(get_host: GetHost, path: str, final_name: str, mode: str) -> str:
-    from . import review_html as html
-    from ..sweep.review_data import open_sweep as load, promote_file
+    from ...sweep import review_html as html
+    from ...sweep.review_data import open_sweep as load, promote_file
 
     try:
         label, paths = promote_file(load(path), final_name, get_host().lora_dir(),
@@ -170,7 +170,7 @@ def promote(get_host: GetHost, path: str, final_name: str, mode: str) -> str:
 
 
 def recent_sweeps(get_host: GetHost, folder: str) -> dict[str, Any]:
-    from .sweep_paths import find_sweeps, sweep_roots
+    from ..webui.sweep_paths import find_sweeps, sweep_roots
 
     roots = [Path(folder.strip()).expanduser()] if folder.strip() else sweep_roots(get_host())
     return gr.update(choices=[str(p) for p in find_sweeps(roots)])
@@ -179,8 +179,8 @@ def recent_sweeps(get_host: GetHost, folder: str) -> dict[str, Any]:
 @_guarded
 def rescore(get_host: GetHost, path: str, cell: int, image: int, tagger: str) -> Outputs:
     """Tag the sweep's images and the training images, score every cell, show the result."""
-    from ..sweep.review_data import open_sweep as load
-    from ..sweep.scoring import choose_tagger, score_sweep
+    from ...sweep.review_data import open_sweep as load
+    from ...sweep.scoring import choose_tagger, score_sweep
 
     if not path:
         raise ValueError("open a sweep first")

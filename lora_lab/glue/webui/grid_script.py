@@ -9,14 +9,14 @@ from typing import Any
 import gradio as gr
 from modules import processing, scripts
 
-from .grid_args import ARG_NAMES, TITLE, GridArgs, from_infotext, parse_args
-from .webui_host import get_host
+from ...sweep.grid_args import ARG_NAMES, TITLE, GridArgs, from_infotext, parse_args
+from .host import get_host
 
 _families: list[Any] | None = None  # LoraFamily list; scanned once, again on refresh
 
 
 def _scan_families() -> list[Any]:
-    from ..sweep.family import FamilyError, list_families
+    from ...sweep.family import FamilyError, list_families
 
     global _families
     try:

@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from ..access import FolderAccess
-from ..dataset import actions
-from ..dataset.actions import DatasetRef
-from ..dataset.journal import JournalError
-from ..host.protocol import Host
-from ..jobs import JobConflict, registry
+from ...access import FolderAccess
+from ...dataset import actions
+from ...dataset.actions import DatasetRef
+from ...dataset.journal import JournalError
+from ...host.protocol import Host
+from ...jobs import JobConflict, registry
 
 
 class Dataset(BaseModel):
@@ -24,7 +24,7 @@ class Dataset(BaseModel):
 
     def ref(self, access: FolderAccess) -> DatasetRef:
         """The dataset, its folder checked against the folders the API may use (403 otherwise)."""
-        from .api import allowed
+        from .router import allowed
 
         return DatasetRef(allowed(access, self.folder), self.recursive, self.caption_ext, self.keep_tokens)
 
@@ -97,18 +97,18 @@ def _answer(fn: Callable[[], Any]) -> Any:
 
 
 def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAccess) -> None:
-    from .api import allowed
+    from .router import allowed
 
     @router.get("/dataset/taggers")
     def taggers() -> list[dict[str, Any]]:
-        from ..tagging.model import find_models, taggers_dir
+        from ...tagging.model import find_models, taggers_dir
 
         return [{"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes}
                 for m in find_models(taggers_dir(get_host().models_dir()))]
 
     @router.post("/dataset/tag")
     def tag(request: TagRequest) -> dict[str, Any]:
-        from ..tagging import TagOptions, TagRunOptions, tag_folder
+        from ...tagging import TagOptions, TagRunOptions, tag_folder
 
         def start() -> dict[str, Any]:
             options = TagRunOptions(
@@ -157,7 +157,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.post("/dataset/captions/edit")
     def edit(request: CaptionEdit) -> dict[str, object]:
-        from ..dataset.caption_ops import edit_caption
+        from ...dataset.caption_ops import edit_caption
 
         ref = request.ref(access)
         image = allowed(access, ref.folder / request.image)
@@ -171,7 +171,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.post("/dataset/plan")
     def plan(request: PlanRequest) -> dict[str, object]:
-        from ..dataset.planner import plan as make_plan
+        from ...dataset.planner import plan as make_plan
 
         folder = allowed(access, request.folder)
         return _answer(lambda: make_plan(folder, batch_size=request.batch_size,
@@ -180,8 +180,8 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.post("/dataset/check")
     def check(request: CheckRequest) -> dict[str, object]:
-        from ..dataset.checks import check_dataset
-        from ..dataset.trigger import check_trigger
+        from ...dataset.checks import check_dataset
+        from ...dataset.trigger import check_trigger
 
         def run() -> dict[str, object]:
             ref = request.ref(access)
@@ -194,7 +194,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.post("/dataset/layout")
     def layout(request: LayoutRequest) -> dict[str, object]:
-        from ..dataset.layout import build_layout, split_groups
+        from ...dataset.layout import build_layout, split_groups
 
         ref = request.ref(access)
         train_dir = allowed(access, request.train_dir)

@@ -9,13 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from .. import __version__
-from ..access import FolderAccess, PathNotAllowed
-from ..host.protocol import Host
-from ..jobs import registry
+from ... import __version__
+from ...access import FolderAccess, PathNotAllowed
+from ...host.protocol import Host
+from ...jobs import registry
 
 PREFIX = "/lora-lab/v1"
-CAPABILITIES = ["api_dataset", "api_train", "api_sweep"]
+CAPABILITIES = ["dataset", "train", "sweep"]
 
 
 def allowed(access: FolderAccess, path: str | Path) -> Path:
@@ -40,7 +40,7 @@ def make_router(get_host: Callable[[], Host], access: FolderAccess,
     @router.get("/model/fingerprint")
     def fingerprint() -> dict[str, Any]:
         """Weights, flags, modes and hooks of the loaded model, hashed (heavy on a big model)."""
-        from ..host.fingerprint import parts_fingerprint
+        from ...host.fingerprint import parts_fingerprint
 
         host = get_host()
         with host.exclusive():

@@ -24,15 +24,15 @@ from modules.paths_internal import roboto_ttf_file
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
 from PIL import Image
 
-from ..sweep import (
+from ...sweep import (
     Cell, LoraFamily, PlanError, SweepPlan, build_plan, disable_dynamic_prompts, eta_seconds, expand_showcase,
     find_family, format_duration, format_weight, is_fixed_point, layout_pages, new_manifest, parse_weights,
     render_page, seeds_from, set_lora_tag,
 )
-from ..sweep.manifest import MANIFEST_NAME
-from .grid_args import TITLE, GridArgs, infotext_fields, showcase_templates
+from ...sweep.manifest import MANIFEST_NAME
+from ...sweep.grid_args import TITLE, GridArgs, infotext_fields, showcase_templates
 from .sweep_paths import SUBFOLDER, new_sweep_folder
-from .webui_host import get_host, model_base
+from .host import get_host, model_base
 
 LORA_CACHE_OPTION = "lora_in_memory_limit"
 _UNSAFE = re.compile(r"[^\w.-]+")

@@ -13,8 +13,8 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from ..access import FolderAccess
-from ..host.protocol import Host
+from ...access import FolderAccess
+from ...host.protocol import Host
 
 
 class RatingsRequest(BaseModel):
@@ -39,8 +39,8 @@ class RescoreRequest(BaseModel):
 @contextmanager
 def _answers() -> Iterator[None]:
     """The core's errors (ValueErrors with the reason) as HTTP answers."""
-    from ..sweep.family import FamilyError
-    from ..sweep.manifest import ManifestError
+    from ...sweep.family import FamilyError
+    from ...sweep.manifest import ManifestError
 
     try:
         yield
@@ -53,11 +53,11 @@ def _answers() -> Iterator[None]:
 
 
 def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAccess) -> None:
-    from .api import allowed
+    from .router import allowed
 
     @router.get("/sweep/families")
     def families() -> dict[str, Any]:
-        from ..sweep.family import list_families
+        from ...sweep.family import list_families
 
         folder = get_host().lora_dir()
         with _answers():
@@ -65,14 +65,14 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.get("/sweep/sweeps")
     def sweeps(folder: str = "") -> dict[str, list[str]]:
-        from .sweep_paths import find_sweeps, sweep_roots
+        from ..webui.sweep_paths import find_sweeps, sweep_roots
 
         roots = [allowed(access, folder)] if folder else sweep_roots(get_host())
         return {"roots": [str(r) for r in roots], "sweeps": [str(p) for p in find_sweeps(roots)]}
 
     @router.get("/sweep/manifest")
     def manifest(path: str) -> dict[str, Any]:
-        from ..sweep.review_data import open_sweep
+        from ...sweep.review_data import open_sweep
 
         with _answers():
             sweep = open_sweep(allowed(access, path))
@@ -80,23 +80,23 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.get("/sweep/ratings")
     def ratings(path: str) -> dict[str, Any]:
-        from ..sweep.review import load_ratings
-        from ..sweep.review_data import open_sweep
+        from ...sweep.review import load_ratings
+        from ...sweep.review_data import open_sweep
 
         with _answers():
             return {"ratings": load_ratings(open_sweep(allowed(access, path)))}
 
     @router.post("/sweep/ratings")
     def set_ratings(request: RatingsRequest) -> dict[str, Any]:
-        from ..sweep.review import set_ratings as save
-        from ..sweep.review_data import open_sweep
+        from ...sweep.review import set_ratings as save
+        from ...sweep.review_data import open_sweep
 
         with _answers():
             return {"ratings": save(open_sweep(allowed(access, request.path)), request.ratings)}
 
     @router.get("/sweep/hit-rates")
     def hit_rates(path: str) -> dict[str, Any]:
-        from ..sweep.review_data import open_sweep, report
+        from ...sweep.review_data import open_sweep, report
 
         with _answers():
             return report(open_sweep(allowed(access, path))).to_json()
@@ -105,9 +105,9 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     def scores(path: str) -> dict[str, Any]:
         """The cells' automatic scores (tagger proxies), the shortlist and the agreement with the
         person's hit rates."""
-        from ..sweep.review import load_ratings
-        from ..sweep.review_data import open_sweep
-        from ..sweep.scoring import scores_view
+        from ...sweep.review import load_ratings
+        from ...sweep.review_data import open_sweep
+        from ...sweep.scoring import scores_view
 
         with _answers():
             manifest = open_sweep(allowed(access, path))
@@ -119,10 +119,10 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     @router.post("/sweep/rescore")
     def rescore(request: RescoreRequest) -> dict[str, Any]:
         """Score (again) with a tagger, as a background job (GET /jobs/{id})."""
-        from ..jobs import JobConflict, registry
-        from ..sweep.review_data import open_sweep
-        from ..sweep.scoring import ScoringError, choose_tagger, score_sweep
-        from ..tagging.model import TaggerError
+        from ...jobs import JobConflict, registry
+        from ...sweep.review_data import open_sweep
+        from ...sweep.scoring import ScoringError, choose_tagger, score_sweep
+        from ...tagging.model import TaggerError
 
         with _answers():
             manifest = open_sweep(allowed(access, request.path))
@@ -139,7 +139,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.post("/sweep/promote")
     def promote(request: PromoteRequest) -> dict[str, Any]:
-        from ..sweep.review_data import open_sweep, promote_file
+        from ...sweep.review_data import open_sweep, promote_file
 
         with _answers():
             label, paths = promote_file(open_sweep(allowed(access, request.path)), request.final_name, get_host().lora_dir(),
@@ -149,7 +149,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     @router.get("/sweep/file")
     def file(path: str, name: str) -> FileResponse:
         """An image or page of the sweep (`name` as the manifest stores it); nothing else."""
-        from ..sweep.review_data import open_sweep
+        from ...sweep.review_data import open_sweep
 
         with _answers():
             target = open_sweep(allowed(access, path)).listed_file(name)

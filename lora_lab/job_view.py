@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..jobs import Job
+from .jobs import Job
 
 
 def status_html(status: dict[str, Any], now: float | None = None) -> str:

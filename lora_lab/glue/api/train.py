@@ -6,21 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException
 
-from ..access import FolderAccess
-from ..host.protocol import Host
-from ..jobs import JobConflict, registry
+from ...access import FolderAccess
+from ...host.protocol import Host
+from ...jobs import JobConflict, registry
 
 
 def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAccess) -> None:
-    from .api import allowed
+    from .router import allowed
 
     @router.post("/train")
     def start(settings: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Body: TrainConfig fields (`dataset_dir` and `name` required), optionally `preset`."""
-        from ..train.config import TrainConfig, TrainConfigError
-        from ..train.loop import TrainStatus, train
+        from ...train.config import TrainConfig, TrainConfigError
+        from ...train.loop import TrainStatus, train
 
-        from ..train.config import FAMILY_DEFAULTS
+        from ...train.config import FAMILY_DEFAULTS
 
         family = get_host().info().model_family
         values = dict(settings)
@@ -46,7 +46,7 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.get("/train/status")
     def status() -> dict[str, Any]:
-        from ..train.loop import last_status
+        from ...train.loop import last_status
 
         current = last_status()
         job = registry.latest("training")

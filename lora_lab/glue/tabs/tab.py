@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from .. import __version__
-from ..host.protocol import Host
+from ... import __version__
+from ...host.protocol import Host
 
 GetHost = Callable[[], Host]
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import gradio as gr
 
-from .. import access
-from ..dataset import actions
-from ..dataset.actions import CAPTION_OPS, DatasetRef
-from ..train.config import resolution_default
-from ..host.protocol import Host
-from ..jobs import JobConflict, registry
-from .job_view import error_html, follow, pre_html, status_html
-from .webui_task import maybe_as_task
+from ... import access
+from ...dataset import actions
+from ...dataset.actions import CAPTION_OPS, DatasetRef
+from ...train.config import resolution_default
+from ...host.protocol import Host
+from ...jobs import JobConflict, registry
+from ...job_view import error_html, follow, pre_html, status_html
+from ..webui.task import maybe_as_task
 
 GetHost = Callable[[], Host]
 REVIEW_GALLERY_LIMIT = 200
@@ -77,10 +77,10 @@ Events = list[Any]  # gradio event listeners whose handlers write captions
 
 
 def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> Events:
-    from ..tagging.model import KNOWN_MODELS
+    from ...tagging.model import KNOWN_MODELS
 
     def model_choices() -> list[str]:
-        from ..tagging.model import find_models, taggers_dir
+        from ...tagging.model import find_models, taggers_dir
 
         return [m.name for m in find_models(taggers_dir(get_host().models_dir()))]
 
@@ -118,10 +118,10 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> E
     def run_tagging(task: str, folder: str, recursive: bool, ext: str, keep: float, model_name: str, g: float,
                     c: float, m: bool, trig: str, excl: str, md: str, rt: str, so: str, esc: bool,
                     und: bool, bs: float) -> Iterator[str]:
-        from ..tagging import TagOptions, TagRunOptions, tag_folder
+        from ...tagging import TagOptions, TagRunOptions, tag_folder
 
         try:
-            from ..tagging.model import TaggerError, resolve_model
+            from ...tagging.model import TaggerError, resolve_model
 
             ref = _ref(folder, recursive, ext, keep)
             if not model_name:
@@ -143,7 +143,7 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> E
         yield status_html(job.status()) + (error_html(job.error) if job.error else pre_html(job.result.summary()))
 
     def do_download(name: str) -> tuple[str, Any]:
-        from ..tagging.model import TaggerError, download_model
+        from ...tagging.model import TaggerError, download_model
 
         try:
             path = download_model(name, get_host().models_dir())
@@ -224,7 +224,7 @@ def _describe_section(get_host: GetHost, dataset: list[gr.components.Component])
     status = gr.HTML(elem_id="lora_lab_describe_status")
 
     def describe(folder: str, recursive: bool, ext: str, keep: float, tmpl: str, over: bool) -> Iterator[str]:
-        from ..tagging.model import TaggerError
+        from ...tagging.model import TaggerError
 
         try:
             ref = _ref(folder, recursive, ext, keep)
@@ -296,7 +296,7 @@ def _review_section(dataset: list[gr.components.Component]) -> None:
             return None, "", "<span>no images</span>", 0
         i = max(0, min(int(i), len(entries) - 1))
         image_path, caption_path = entries[i]
-        from ..dataset.captions import read_caption
+        from ...dataset.captions import read_caption
 
         try:
             _, cap, _ = read_caption(caption_path)
@@ -320,7 +320,7 @@ def _review_section(dataset: list[gr.components.Component]) -> None:
 
     def save_caption(folder: str, recursive: bool, ext: str, keep: float, entries: list[list[str]],
                      i: int, text: str) -> str:
-        from ..dataset.caption_ops import edit_caption
+        from ...dataset.caption_ops import edit_caption
 
         try:
             ref = _ref(folder, recursive, ext, keep)
@@ -368,7 +368,7 @@ def _layout_section(dataset: list[gr.components.Component], default_resolution: 
         @_guarded
         def handler(folder: str, recursive: bool, ext: str, keep: float, target: str, nm: str,
                     rep: float, sup: str, sup_rep: float, cp: bool) -> str:
-            from ..dataset.layout import build_layout, split_groups
+            from ...dataset.layout import build_layout, split_groups
 
             ref = _ref(folder, recursive, ext, keep)
             if not target.strip() or not nm.strip():
@@ -383,7 +383,7 @@ def _layout_section(dataset: list[gr.components.Component], default_resolution: 
     @_guarded
     def plan(folder: str, recursive: bool, ext: str, keep: float, target: str, b: float, a: float,
              e: float, r: float) -> str:
-        from ..dataset.planner import plan as make_plan
+        from ...dataset.planner import plan as make_plan
 
         source = Path(target.strip()).expanduser() if target.strip() else _ref(folder, recursive, ext, keep).folder
         result = make_plan(source, batch_size=int(b), grad_accum=int(a), epochs=int(e),
@@ -407,8 +407,8 @@ def _checks_section(get_host: GetHost, dataset: list[gr.components.Component]) -
 
     @_guarded
     def check(folder: str, recursive: bool, ext: str, keep: float, res: float, trig: str) -> str:
-        from ..dataset.checks import check_dataset
-        from ..dataset.trigger import check_trigger
+        from ...dataset.checks import check_dataset
+        from ...dataset.trigger import check_trigger
 
         ref = _ref(folder, recursive, ext, keep)
         report = check_dataset(ref.folder, int(res), ref.recursive, ref.caption_ext)

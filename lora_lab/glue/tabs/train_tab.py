@@ -8,15 +8,15 @@ from typing import Any
 
 import gradio as gr
 
-from .. import access
-from ..host.protocol import Host
-from ..jobs import JobConflict, registry
-from ..train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError, holdout_is_folder, \
+from ... import access
+from ...host.protocol import Host
+from ...jobs import JobConflict, registry
+from ...train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainConfigError, holdout_is_folder, \
     preset_values, resolution_default
-from ..train.data import holdout_count
-from .job_view import error_html, pre_html
-from .train_view import status_html
-from .webui_task import maybe_as_task
+from ...train.data import holdout_count
+from ...job_view import error_html, pre_html
+from ...train.status_view import status_html
+from ..webui.task import maybe_as_task
 
 GetHost = Callable[[], Host]
 
@@ -110,7 +110,7 @@ _seconds_per_step: list[float] = []  # of the last finished run in this process:
 
 
 def plan_text(dataset: str, epochs: float, batch: float, accum: float, holdout: str = "") -> str:
-    from ..dataset.planner import plan
+    from ...dataset.planner import plan
 
     if not dataset.strip():
         return "<div class='lora-lab-message'>The plan (images × repeats, steps) shows here once the dataset is set.</div>"
@@ -195,7 +195,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
     names = [n for n, _ in fields]
 
     def run(task: str, *values: Any) -> Iterator[tuple[Any, Any]]:
-        from ..train.loop import TrainStatus, train
+        from ...train.loop import TrainStatus, train
 
         try:
             config = config_from_form(names, list(values))

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from modules import call_queue, paths, shared
 
-from ..host.progress import ReentrantExclusive
-from ..host.protocol import Family, HostInfo, ModelParts, PreviewRequest
+from ...host.progress import ReentrantExclusive
+from ...host.protocol import Family, HostInfo, ModelParts, PreviewRequest
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -154,7 +154,7 @@ class WebUIHost:
 
     def _sdxl_parts(self, model: Any) -> ModelParts:
         """sgm's DiffusionEngine: the WebUI wraps both text embedders (`.wrapped` is sgm's)."""
-        from ..host.sgm_loader import parts_from_sgm
+        from ...host.sgm_loader import parts_from_sgm
 
         embedders = model.conditioner.embedders
         te1, te2 = (getattr(e, "wrapped", e) for e in embedders[:2])
@@ -171,7 +171,7 @@ class WebUIHost:
 
         from modules import prompt_parser
 
-        from ..train.text import SdxlText, encode_text, size_vector
+        from ...train.text import SdxlText, encode_text, size_vector
 
         model = shared.sd_model
         with self.exclusive(), torch.no_grad():
@@ -254,7 +254,7 @@ class WebUIHost:
     def lora_load_report(self, name: str) -> dict[str, object]:
         """Load a LoRA file the way the built-in Lora extension does and count the modules it
         matched (it drops unmatched keys silently)."""
-        from ..safetensors_header import read_header
+        from ...safetensors_header import read_header
 
         networks = sys.modules.get("networks")
         if networks is None:

@@ -12,12 +12,12 @@ from typing import Any
 
 import gradio as gr
 
-from .. import access
-from ..auto.options import BUDGETS, PRESETS, AutoOptions
-from ..host.protocol import Host
-from ..jobs import JobConflict, registry
-from .job_view import error_html, pre_html, status_html
-from .webui_task import maybe_as_task
+from ... import access
+from ...auto.options import BUDGETS, PRESETS, AutoOptions
+from ...host.protocol import Host
+from ...jobs import JobConflict, registry
+from ...job_view import error_html, pre_html, status_html
+from ..webui.task import maybe_as_task
 
 GetHost = Callable[[], Host]
 
@@ -112,7 +112,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         component.do_not_save_to_config = True
 
     def run(task: str, *values: Any) -> Iterator[tuple[str, str, str]]:
-        from ..auto.flow import run_auto
+        from ...auto.flow import run_auto
 
         host = get_host()
         try:

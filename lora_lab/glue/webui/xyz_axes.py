@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..sweep.family import EpochFile, FamilyError, LoraFamily, find_family
-from ..sweep.prompts import LoraTag, family_tags, find_tags, set_lora_tag
-from ..sweep.weights import format_weight, parse_weights
+from ...sweep.family import EpochFile, FamilyError, LoraFamily, find_family
+from ...sweep.prompts import LoraTag, family_tags, find_tags, set_lora_tag
+from ...sweep.weights import format_weight, parse_weights
 
 EPOCH_LABEL = "[LoRA Lab] epoch"
 WEIGHT_LABEL = "[LoRA Lab] weight"
@@ -28,7 +28,7 @@ class AxisError(RuntimeError):
 
 
 def _lora_dir() -> str:
-    from .webui_host import get_host
+    from .host import get_host
 
     return str(get_host().lora_dir())
 

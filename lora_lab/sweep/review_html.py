@@ -4,9 +4,9 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from ..sweep.manifest import SweepManifest
-from ..sweep.review import HIT, MISS, HitRates, Recommendation, Tally
-from ..sweep.weights import format_weight
+from .manifest import SweepManifest
+from .review import HIT, MISS, HitRates, Recommendation, Tally
+from .weights import format_weight
 
 Matrix = Sequence[Sequence[Tally]]
 MARKS = {HIT: "✓", MISS: "✗"}

@@ -8,8 +8,8 @@ from typing import Any
 
 from modules import script_callbacks, shared
 
-from ..access import FolderAccess, split_roots
-from .webui_host import get_host
+from ...access import FolderAccess, split_roots
+from .host import get_host
 
 SECTION = ("lora_lab", "LoRA Lab")
 API_ROOTS = "lora_lab_api_roots"
@@ -36,7 +36,7 @@ def on_ui_settings() -> None:
 
 
 def on_ui_tabs() -> list[tuple[object, str, str]]:
-    from .tab import build_tab
+    from ..tabs.tab import build_tab
 
     return [(build_tab(get_host), "LoRA Lab", "lora_lab")]
 
@@ -76,7 +76,7 @@ def folder_access() -> FolderAccess:
 
 
 def on_app_started(demo: object, app: object) -> None:
-    from .api import make_router
+    from ..api.router import make_router
 
     dependencies = [_api_auth_dependency()] if shared.cmd_opts.api_auth else []
     app.include_router(make_router(get_host, folder_access(), dependencies))  # type: ignore[attr-defined]
