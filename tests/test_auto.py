@@ -82,6 +82,8 @@ def test_whole_flow_json_matches_files_and_second_run_skips(host_factory, datase
     assert [f.name for f in files] == ["autotest-000002.safetensors", "autotest.safetensors"]
     assert all(f.is_file() for f in files) and [e["epoch"] for e in doc["epochs"]] == [2, 4]
     assert all(e["train_loss"] is not None and e["stable_loss"] is not None for e in doc["epochs"])
+    assert [e["epoch"] for e in doc["loss_curve"]] == [1, 2, 3, 4], "the chart has every epoch, saved or not"
+    assert doc["loss_curve"][1]["train_loss"] == pytest.approx(doc["epochs"][0]["train_loss"], abs=1e-6)
     # cells: baseline + 2 files × 3 weights, each scored; the images are on disk
     assert len(doc["cells"]) == 7 and doc["cells"][0]["lora"] is None
     assert {(c["epoch"], c["weight"]) for c in doc["cells"][1:]} == {(e, w) for e in (2, 4) for w in (0.6, 0.8, 1.0)}
@@ -139,6 +141,7 @@ def test_interrupt_in_any_stage_is_continued(stage, host_factory, dataset, tmp_p
     assert sum("done before" in line for line in said) == len(before)
     if stage == "training":  # stopped in epoch 3 of 4: continued from the epoch-2 file
         assert any("continuing from stoptraining-000002.safetensors" in line for line in said)
+        assert [e["epoch"] for e in doc["loss_curve"]] == [2, 3, 4]  # epoch 1's loss was in no file
     if stage == "sweep":  # the first cell was kept
         assert any("(1 kept from before)" in line for line in said)
     assert len(doc["cells"]) == 7 and Path(doc["report"]).is_file()

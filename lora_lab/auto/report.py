@@ -92,10 +92,10 @@ def _plan(v: dict[str, Any]) -> str:
     return f"<table>{rows}</table>" + (f"<p>Planner advice:</p><ul>{advice}</ul>" if advice else "")
 
 
-def _loss_chart(epochs: list[dict[str, Any]]) -> str:
+def _loss_chart(epochs: list[dict[str, Any]], curve: list[dict[str, Any]] | None = None) -> str:
     series = {"train": "train_loss", "validation": "val_loss", "stable (fixed training images)": "stable_loss"}
     colours = {"train": "#3366cc", "validation": "#dc3912", "stable (fixed training images)": "#109618"}
-    points = [e for e in epochs if e.get("epoch") is not None]
+    points = [e for e in (curve or epochs) if e.get("epoch") is not None]
     values = [e[k] for e in points for k in series.values() if e.get(k) is not None]
     if len(points) < 1 or not values:
         return "<p class=muted>no losses recorded</p>"
@@ -123,8 +123,10 @@ def _loss_chart(epochs: list[dict[str, Any]]) -> str:
         svg.append(f'<text x="{w - 220}" y="{legend_y}" fill="{colours[label]}">— {_e(label)}</text>')
         legend_y += 13
     svg.append(f'<text x="{w / 2}" y="{h - 6}" text-anchor="middle">epoch</text></svg>')
-    rows = "".join(f"<tr><td>{e['epoch']}</td><td class=l>{_e(Path(e['file']).name)}</td><td>{_num(e.get('train_loss'), 4)}</td>"
-                   f"<td>{_num(e.get('val_loss'), 4)}</td><td>{_num(e.get('stable_loss'), 4)}</td></tr>" for e in points)
+    saved = {e["epoch"]: Path(e["file"]).name for e in epochs if e.get("epoch") is not None}
+    rows = "".join(f"<tr><td>{e['epoch']}</td><td class=l>{_e(saved.get(e['epoch'], ''))}</td>"
+                   f"<td>{_num(e.get('train_loss'), 4)}</td><td>{_num(e.get('val_loss'), 4)}</td>"
+                   f"<td>{_num(e.get('stable_loss'), 4)}</td></tr>" for e in points)
     table = ("<table><tr><th>epoch</th><th class=l>file</th><th>train</th><th>validation</th><th>stable</th></tr>"
              f"{rows}</table>")
     return "".join(svg) + table
@@ -208,7 +210,7 @@ def _variant_section(v: dict[str, Any], title: str) -> str:
     rec = v.get("recommendation")
     rec_html = (f'<div class=rec>Recommended: <code>{_e(rec["prompt_tag"])}</code><br>file: {_e(rec["file"])}<br>'
                 f'<span class=muted>why: {_e(rec["why"])}</span></div>') if rec else ""
-    return (f"<h2>{_e(title)}</h2>{rec_html}<h3>Plan</h3>{_plan(v)}<h3>Loss per epoch</h3>{_loss_chart(v.get('epochs', []))}"
+    return (f"<h2>{_e(title)}</h2>{rec_html}<h3>Plan</h3>{_plan(v)}<h3>Loss per epoch</h3>{_loss_chart(v.get('epochs', []), v.get('loss_curve'))}"
             f"<h3>Scores per epoch × weight</h3><p class=muted>Proxies measured with a tagger; you decide. "
             f"Score = F1 of fidelity and adherence; a red cell was gated to 0 (hover for why).</p>{_heatmaps(v)}"
             f"<h3>Shortlist</h3>{_shortlist(v, manifest)}<h3>Where the LoRA acts</h3>{_influence(v)}")

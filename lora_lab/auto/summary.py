@@ -106,6 +106,28 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def loss_curve(run_file: Path, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Train, validation and stable loss of every epoch: the run file has each epoch the last
+    training run trained (after `start_epoch` when it continued an earlier one); the epoch files
+    fill in the epochs before that."""
+    from ..sweep.jsonfile import JsonFileError, read_json
+
+    by_epoch = {e["epoch"]: {k: e.get(k) for k in ("epoch", "train_loss", "val_loss", "stable_loss")}
+                for e in files if e.get("epoch") is not None}
+    try:
+        run = read_json(run_file)
+        result, start = run["result"], int(run["config"].get("start_epoch") or 0)
+        trained = result["epoch_losses"]
+        for i, train_loss in enumerate(trained):
+            epoch = start + i + 1
+            val = result["val_losses"][i] if i < len(result["val_losses"]) else None
+            stable = result["stable_losses"][i] if i < len(result["stable_losses"]) else None
+            by_epoch[epoch] = {"epoch": epoch, "train_loss": train_loss, "val_loss": val, "stable_loss": stable}
+    except (JsonFileError, OSError, KeyError, TypeError, ValueError):
+        pass
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
 def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
     out: dict[str, Any] = {"variant": variant.key, "lora": variant.lora_name}
     if state.done("plan"):
@@ -115,6 +137,8 @@ def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
     training = state.stages.get(stage_name("training", variant))
     epochs = [epoch_record(Path(p)) for p in training.result.get("files", [])] if training else []
     out["epochs"] = [{k: e[k] for k in ("epoch", "file", "train_loss", "val_loss", "stable_loss")} for e in epochs]
+    if epochs:
+        out["loss_curve"] = loss_curve(Path(epochs[0]["file"]).parent / f"{variant.lora_name}.lora_lab.json", epochs)
     sweep = state.stages.get(stage_name("sweep", variant))
     manifest = None
     if sweep is not None and sweep.result.get("manifest") and Path(sweep.result["manifest"]).is_file():
