@@ -210,3 +210,22 @@ def test_cli_json_is_one_object_on_stdout_and_a_bad_checkpoint_is_refused(tmp_pa
     assert {"epoch", "weight", "checkpoint", "scores"} <= set(doc["cells"][1])
     assert set(doc["cells"][1]["scores"]) == {"fidelity", "adherence", "diversity", "influence", "score"}
     assert {"file", "weight", "why"} <= set(doc["recommendation"]) and Path(doc["report"]).is_file()
+
+
+def _variant(key: str, adherence_out: float, fidelity: float, score: float) -> dict:
+    scores = {"fidelity": fidelity, "adherence": 0.5, "influence": 0.3, "score": score, "diversity": 1.0}
+    return {"variant": key, "cells": [{"scores": {}}, {"scores": scores}], "shortlist": [{"cell": 1}],
+            "best_by_domain": {"adherence": {"in": 0.9, "out": adherence_out}, "fidelity": {"in": 0.9, "out": 0.8},
+                               "influence": {"in": 0.5, "out": 0.2}}}
+
+
+def test_the_ab_verdict_says_which_side_leads_and_calls_a_tie_level() -> None:
+    from lora_lab.auto.summary import compare
+
+    split = compare([_variant("captioned", 0.70, 0.60, 0.64), _variant("captionless", 0.40, 0.80, 0.53)])
+    assert split["better"] == "captioned"
+    assert split["verdict"].startswith("Captioned follows prompts outside the training data better (adherence 0.70 vs 0.40)")
+    assert "captionless holds the trained look more strongly (fidelity 0.80 vs 0.60)" in split["verdict"]
+    level = compare([_variant("captioned", 0.5, 0.7, 0.6), _variant("captionless", 0.5, 0.7, 0.6)])
+    assert level["better"] is None and "about equally" in level["verdict"] and "level" in level["verdict"]
+    assert split["measures"]["adherence_out_of_domain"] == {"captioned": 0.70, "captionless": 0.40}

@@ -14,6 +14,7 @@ from .state import AutoState
 
 MEASURES = ("fidelity", "adherence", "diversity", "influence", "score")
 SHORTLIST = 3
+LEVEL = 0.01  # measures closer than this are called level in the A/B verdict
 
 
 def _epoch_of(manifest: SweepManifest, lora: str | None) -> int | None:
@@ -182,20 +183,28 @@ def compare(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
         "score": (pick(cap, "score"), pick(bare, "score")),
     }
     words = []
-    adh, fid = rows["adherence_out_of_domain"], rows["fidelity"]
+    adh, fid, score = rows["adherence_out_of_domain"], rows["fidelity"], rows["score"]
     if adh[0] is not None and adh[1] is not None:
-        better = "captioned" if adh[0] >= adh[1] else "captionless"
-        words.append(f"{better.capitalize()} follows prompts outside the training data better "
-                     f"(adherence {max(adh):.2f} vs {min(adh):.2f})")
+        if abs(adh[0] - adh[1]) < LEVEL:
+            words.append(f"Both follow prompts outside the training data about equally (adherence {adh[0]:.2f} vs {adh[1]:.2f})")
+        else:
+            better = "Captioned" if adh[0] > adh[1] else "Captionless"
+            words.append(f"{better} follows prompts outside the training data better (adherence {max(adh):.2f} vs {min(adh):.2f})")
     if fid[0] is not None and fid[1] is not None:
-        better = "captioned" if fid[0] > fid[1] else "captionless"
-        words.append(f"{better} holds the trained look more strongly (fidelity {max(fid):.2f} vs {min(fid):.2f})")
-    overall = "captioned" if (rows["score"][0] or 0) >= (rows["score"][1] or 0) else "captionless"
-    words.append(f"by the combined score, {overall} is ahead. The guides' trade-off: captions let prompts "
-                 "steer the LoRA; without captions the trigger carries everything, so it holds the style "
-                 "but bends less")
+        if abs(fid[0] - fid[1]) < LEVEL:
+            words.append(f"both hold the trained look about equally (fidelity {fid[0]:.2f} vs {fid[1]:.2f})")
+        else:
+            better = "captioned" if fid[0] > fid[1] else "captionless"
+            words.append(f"{better} holds the trained look more strongly (fidelity {max(fid):.2f} vs {min(fid):.2f})")
+    cap_score, bare_score = score[0] or 0.0, score[1] or 0.0
+    overall = None if abs(cap_score - bare_score) < LEVEL else ("captioned" if cap_score > bare_score else "captionless")
+    words.append(f"by the combined score, {overall} is ahead" if overall else
+                 "the combined scores are level, so compare the two shortlists by eye")
+    words.append("the guides' trade-off: captions let prompts steer the LoRA; without captions the trigger carries "
+                 "everything, so it holds the style but bends less")
+    verdict = "; ".join(words) + "."
     return {"measures": {k: {"captioned": a, "captionless": b} for k, (a, b) in rows.items()},
-            "better": overall, "verdict": "; ".join(words) + "."}
+            "better": overall, "verdict": verdict[0].upper() + verdict[1:]}
 
 
 def document(state: AutoState, variants: list[Variant], report: Path | None) -> dict[str, Any]:
