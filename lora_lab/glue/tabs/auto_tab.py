@@ -62,8 +62,8 @@ def options_from_form(host: Host, dataset: str, name: str, trigger: str, preset:
         raise ValueError("give the LoRA a name")
     name = name.strip()
     return AutoOptions(
-        dataset=Path(dataset.strip()).expanduser(), name=name,
-        out=Path(out.strip()).expanduser() if (out or "").strip() else runs_dir(host) / name,
+        dataset=Path(dataset.strip()).expanduser().resolve(), name=name,
+        out=Path(out.strip()).expanduser().resolve() if (out or "").strip() else runs_dir(host) / name,
         trigger=trigger.strip() or None, preset=preset, budget=budget, ab_captions=bool(ab), prune=bool(prune),
         tagger=tagger.strip() or None, templates=[t for t in (templates or "").splitlines() if t.strip()],
         negative_prompt=negative or "", sweep_steps=int(steps or 20), seed=int(seed or 0),
