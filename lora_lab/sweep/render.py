@@ -46,18 +46,18 @@ def cell_on_disk(manifest: SweepManifest, cell: ManifestCell) -> bool:
 def open_or_new(plan: SweepPlan, path: Path, parameters: dict[str, Any]) -> SweepManifest:
     """The manifest at `path` when it holds this very plan (same cells, prompts, seeds and
     settings), so its finished cells are kept; otherwise a new one."""
+    fresh = new_manifest(plan, path, parameters)
     if path.is_file():
         try:
             old = load_manifest(path)
         except ManifestError:
-            old = None
-        fresh = new_manifest(plan, path, parameters)
-        if old is not None and old.parameters.get("render") == parameters.get("render") and \
+            return fresh
+        if old.parameters.get("render") == parameters.get("render") and \
                 [(c.label, c.lora, c.weight, c.prompts, c.seeds) for c in old.cells] == \
                 [(c.label, c.lora, c.weight, c.prompts, c.seeds) for c in fresh.cells]:
             old.parameters.update(parameters)
             return old
-    return new_manifest(plan, path, parameters)
+    return fresh
 
 
 def render_sweep(host: Host, plan: SweepPlan, manifest: SweepManifest, settings: RenderSettings) -> list[str]:

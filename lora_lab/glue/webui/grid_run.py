@@ -8,7 +8,6 @@ loop; the pages then show the finished cells and placeholders for the rest.
 """
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -26,16 +25,16 @@ from PIL import Image
 
 from ...sweep import (
     Cell, LoraFamily, PlanError, SweepPlan, build_plan, disable_dynamic_prompts, eta_seconds, expand_showcase,
-    find_family, format_duration, format_weight, is_fixed_point, layout_pages, new_manifest, parse_weights,
+    find_family, format_duration, is_fixed_point, layout_pages, new_manifest, parse_weights,
     render_page, seeds_from, set_lora_tag,
 )
-from ...sweep.manifest import MANIFEST_NAME
 from ...sweep.grid_args import TITLE, GridArgs, infotext_fields, showcase_templates
-from .sweep_paths import SUBFOLDER, new_sweep_folder
+from ...sweep.manifest import MANIFEST_NAME
+from ...sweep.render import image_name
 from .host import get_host, model_base
+from .sweep_paths import SUBFOLDER, new_sweep_folder
 
 LORA_CACHE_OPTION = "lora_in_memory_limit"
-_UNSAFE = re.compile(r"[^\w.-]+")
 
 BATCH_PIXELS = 1024 * 1024  # one batch may hold this much even at batch size 1: 4 SD1 images at 512²
 
@@ -147,8 +146,7 @@ def _cell_processing(p: StableDiffusionProcessingTxt2Img, cell: Cell, names: fro
 
 
 def _image_name(cell: Cell, prompt: int, seed: int) -> str:
-    what = "nolora" if cell.lora is None else f"{cell.lora}-w{format_weight(cell.weight or 0)}"
-    return _UNSAFE.sub("_", f"{cell.index:04d}-{what}-p{prompt + 1}-{seed}")
+    return image_name(cell.index, cell.lora, cell.weight, prompt, seed)
 
 
 class GridRun:
