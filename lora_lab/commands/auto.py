@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "for them: a try-out in about a minute on a CPU")
     parser.add_argument("--trigger", default=None,
                         help="trigger word (default: the dataset's N_trigger folder name, else NAME)")
-    parser.add_argument("--preset", choices=("character", "style", "concept"), default="character")
+    parser.add_argument("--preset", choices=("character", "style", "concept"), default="character",
+                        help="the kind of LoRA: its training settings and showcase prompts (default: character)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: <home>/auto/NAME)")
     parser.add_argument("--budget", choices=("quick", "standard", "thorough"), default="standard",
                         help="how much training and sweeping: quick 200 images×repeats per epoch, 10 epochs, "
