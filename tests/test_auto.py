@@ -229,3 +229,22 @@ def test_the_ab_verdict_says_which_side_leads_and_calls_a_tie_level() -> None:
     level = compare([_variant("captioned", 0.5, 0.7, 0.6), _variant("captionless", 0.5, 0.7, 0.6)])
     assert level["better"] is None and "about equally" in level["verdict"] and "level" in level["verdict"]
     assert split["measures"]["adherence_out_of_domain"] == {"captioned": 0.70, "captionless": 0.40}
+
+
+def test_other_settings_are_refused_and_fresh_starts_over(host_factory, dataset, tmp_path, tiny_tagger_dir) -> None:
+    opts = options(dataset, tmp_path, tiny_tagger_dir, name="again")
+    opts.epochs = 2
+    assert run_auto(host_factory(), opts, "tiny", [].append)["state"] == "finished"
+    host = host_factory()
+    mine = host.lora_dir() / "again"
+    other = host.lora_dir() / "again" / "someone-else.safetensors"
+    other.write_bytes(b"not ours")
+    changed = options(dataset, tmp_path, tiny_tagger_dir, name="again")  # 4 epochs now
+    with pytest.raises(Refused, match="epochs.*--fresh"):
+        run_auto(host, changed, "tiny", [].append)
+    said: list[str] = []
+    doc = run_auto(host, changed, "tiny", said.append, fresh=True)
+    assert doc["state"] == "finished" and not any("done before" in line for line in said)
+    assert [e["epoch"] for e in doc["epochs"]] == [2, 4]
+    assert other.read_bytes() == b"not ours", "only the run's own files are deleted"
+    assert {p.name for p in mine.glob("again*.safetensors")} == {"again-000002.safetensors", "again.safetensors"}

@@ -49,6 +49,30 @@ def _colliding(host: Host, options: AutoOptions, ours: Path, resuming: bool) -> 
     return clashes
 
 
+def discard_run(host: Host, options: AutoOptions) -> list[Path]:
+    """Delete an earlier run in `options.out` (only a folder with an auto state file) and the
+    LoRA files it wrote (only files named after its variants); returns what was removed."""
+    import shutil
+
+    if not (options.out / STATE_NAME).is_file():
+        return []
+    removed = [options.out]
+    ours = host.lora_dir() / options.name
+    if ours.is_dir():
+        import re
+
+        names = "|".join(re.escape(v.lora_name) for v in options.variants)
+        own = re.compile(rf"^({names})(-\d{{6}})?\.", re.IGNORECASE)  # NAME[-000002].safetensors/.json/…
+        for path in ours.iterdir():
+            if path.is_file() and own.match(path.name):
+                path.unlink()
+                removed.append(path)
+        if not any(ours.iterdir()):
+            ours.rmdir()
+    shutil.rmtree(options.out)
+    return removed
+
+
 def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
               say: Callable[[str], None]) -> Context:
     """Everything that can be refused, refused now, with the reason; nothing is written."""
@@ -95,7 +119,8 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         if changed:
             raise Refused(f"{options.out} holds a run with other settings ({', '.join(changed)}); "
-                          "run the same command to continue it, or use another --out")
+                          "run the same command to continue it, add --fresh to start it over with these "
+                          "settings (deletes that run's folder and LoRA files), or use another --out")
     elif options.out.exists() and any(options.out.iterdir()):
         raise Refused(f"{options.out} exists and is not a LoRA Lab auto run: choose an empty or new --out")
     ours = host.lora_dir() / options.name
@@ -127,9 +152,13 @@ def stages(ctx: Context) -> list[Stage]:
 
 
 def run_auto(host: Host, options: AutoOptions, checkpoint: str | None = None,
-             say: Callable[[str], None] = print) -> dict[str, Any]:
+             say: Callable[[str], None] = print, fresh: bool = False) -> dict[str, Any]:
     """Run (or continue) the flow; returns the result document with `"state"`: finished,
-    interrupted or failed. Raises Refused before anything runs."""
+    interrupted or failed. Raises Refused before anything runs. `fresh`: an earlier run in the
+    same folder is deleted first (its folder and LoRA files), e.g. to change its settings."""
+    if fresh:
+        for path in discard_run(host, options):
+            say(f"removed {path}")
     ctx = preflight(host, options, checkpoint, say)
     host.interrupt.clear()  # a stop request left over from an earlier job is not for this run
     state, outcome, failure = ctx.state, "finished", None

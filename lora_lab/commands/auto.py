@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the budget's)")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="any training setting (see `train --help`), e.g. --set dim=16 (repeatable)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over: delete an earlier run in the run folder (and its LoRA files) first, "
+                             "e.g. to change its settings")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
     parser.set_defaults(func=run)
 
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         (lambda text: print(text, flush=True))
     try:
         with ctrl_c_sets(host.interrupt):
-            doc = run_auto(host, options, str(args.checkpoint), say)
+            doc = run_auto(host, options, str(args.checkpoint), say, fresh=args.fresh)
     except Refused as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

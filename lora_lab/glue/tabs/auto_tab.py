@@ -98,6 +98,8 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
                                "empty: the preset's", lines=3, elem_id="lora_lab_auto_templates")
         settings = gr.Textbox(label="Training settings, one KEY=VALUE per line (as `train --set`)", lines=2,
                               elem_id="lora_lab_auto_settings")
+        fresh = gr.Checkbox(label="Start over: delete an earlier run in the run folder and its LoRA files first "
+                            "(to change its settings)", elem_id="lora_lab_auto_fresh")
     task_id = gr.Textbox(visible=False, elem_id="lora_lab_auto_task")
     with gr.Row():
         start = gr.Button("Start (or continue)", variant="primary", elem_id="lora_lab_auto_start")
@@ -108,10 +110,10 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
     report = gr.HTML(elem_id="lora_lab_auto_report")
     inputs = [dataset, name, trigger, preset, budget, ab, prune, out, tagger, templates, negative, steps, seed,
               settings]
-    for component in (dataset, name, trigger, out):
+    for component in (dataset, name, trigger, out, fresh):
         component.do_not_save_to_config = True
 
-    def run(task: str, *values: Any) -> Iterator[tuple[str, str, str]]:
+    def run(task: str, start_over: bool, *values: Any) -> Iterator[tuple[str, str, str]]:
         from ...auto.flow import run_auto
 
         host = get_host()
@@ -126,7 +128,8 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         checkpoint = None if in_webui else str(getattr(host, "checkpoint", "") or "") or None
 
         def work(view: Host) -> Any:
-            return maybe_as_task(in_webui, task, lambda: run_auto(view, options, checkpoint, lines.append))
+            return maybe_as_task(in_webui, task,
+                                 lambda: run_auto(view, options, checkpoint, lines.append, fresh=bool(start_over)))
 
         try:
             job = registry.start("auto", host, work)
@@ -145,7 +148,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         report_path = Path(doc["report"]) if doc.get("report") else None
         yield summary, pre_html("\n".join(lines)), report_frame(report_path)
 
-    start.click(run, inputs=[task_id, *inputs], outputs=[status, log, report],
+    start.click(run, inputs=[task_id, fresh, *inputs], outputs=[status, log, report],
                 _js="(...args) => LoraLab.startTask('lora_lab_auto_progress', args)" if in_webui else None)
     stop.click(lambda: get_host().interrupt.set(), outputs=[])
 
