@@ -225,7 +225,7 @@ def test_the_ab_verdict_says_which_side_leads_and_calls_a_tie_level() -> None:
     split = compare([_variant("captioned", 0.70, 0.60, 0.64), _variant("captionless", 0.40, 0.80, 0.53)])
     assert split["better"] == "captioned"
     assert split["verdict"].startswith("Captioned follows prompts outside the training data better (adherence 0.70 vs 0.40)")
-    assert "captionless holds the trained look more strongly (fidelity 0.80 vs 0.60)" in split["verdict"]
+    assert "captionless holds the trained look better (fidelity 0.80 vs 0.60)" in split["verdict"]
     level = compare([_variant("captioned", 0.5, 0.7, 0.6), _variant("captionless", 0.5, 0.7, 0.6)])
     assert level["better"] is None and "about equally" in level["verdict"] and "level" in level["verdict"]
     assert split["measures"]["adherence_out_of_domain"] == {"captioned": 0.70, "captionless": 0.40}

@@ -183,19 +183,17 @@ def compare(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
         "score": (pick(cap, "score"), pick(bare, "score")),
     }
     words = []
-    adh, fid, score = rows["adherence_out_of_domain"], rows["fidelity"], rows["score"]
-    if adh[0] is not None and adh[1] is not None:
-        if abs(adh[0] - adh[1]) < LEVEL:
-            words.append(f"Both follow prompts outside the training data about equally (adherence {adh[0]:.2f} vs {adh[1]:.2f})")
+    score = rows["score"]
+    for key, what, measure in (("adherence_out_of_domain", "follow{s} prompts outside the training data", "adherence"),
+                               ("fidelity", "hold{s} the trained look", "fidelity")):
+        a, b = rows[key]
+        if a is None or b is None:
+            continue
+        if abs(a - b) < LEVEL:
+            words.append(f"both {what.format(s='')} about equally ({measure} {a:.2f} vs {b:.2f})")
         else:
-            better = "Captioned" if adh[0] > adh[1] else "Captionless"
-            words.append(f"{better} follows prompts outside the training data better (adherence {max(adh):.2f} vs {min(adh):.2f})")
-    if fid[0] is not None and fid[1] is not None:
-        if abs(fid[0] - fid[1]) < LEVEL:
-            words.append(f"both hold the trained look about equally (fidelity {fid[0]:.2f} vs {fid[1]:.2f})")
-        else:
-            better = "captioned" if fid[0] > fid[1] else "captionless"
-            words.append(f"{better} holds the trained look more strongly (fidelity {max(fid):.2f} vs {min(fid):.2f})")
+            better = "captioned" if a > b else "captionless"
+            words.append(f"{better} {what.format(s='s')} better ({measure} {max(a, b):.2f} vs {min(a, b):.2f})")
     cap_score, bare_score = score[0] or 0.0, score[1] or 0.0
     overall = None if abs(cap_score - bare_score) < LEVEL else ("captioned" if cap_score > bare_score else "captionless")
     words.append(f"by the combined score, {overall} is ahead" if overall else
