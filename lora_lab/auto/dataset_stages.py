@@ -3,7 +3,6 @@ person's folder (hard links of the images, copies of the captions) inside the ru
 originals are never changed."""
 from __future__ import annotations
 
-import os
 import random
 import shutil
 from pathlib import Path
@@ -11,18 +10,12 @@ from typing import Any
 
 from ..dataset.captions import caption_path
 from ..dataset.images import find_images
+from ..dataset.layout import copy_atomic, link_or_copy
 from .context import Context, Interrupted
-from .templates import preset_templates
+from .templates import with_trigger
 
 MAX_LISTED = 20
 HOLDOUT_FROM = 10  # images from which one in ten is held out for the validation loss
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _working_name(path: Path, root: Path) -> str:
@@ -52,10 +45,10 @@ def checks(ctx: Context) -> dict[str, Any]:
     for entry in report.images:
         target = work / _working_name(entry.path, source)
         if not target.exists():
-            _link_or_copy(entry.path, target)
+            link_or_copy(entry.path, target)
         caption, copy = caption_path(entry.path), caption_path(target)
         if caption.is_file() and not copy.exists():
-            shutil.copyfile(caption, copy)
+            copy_atomic(caption, copy)
         captioned += copy.is_file() and copy.stat().st_size > 0
     return {"images": len(report.images), "captioned": captioned, "left_out": left_out,
             "warnings": warnings[:MAX_LISTED], "more_warnings": max(0, len(warnings) - MAX_LISTED),
@@ -118,13 +111,11 @@ def _domain_prompts(ctx: Context, count: int) -> list[str]:
     """In-domain prompts: training captions (trigger first), chosen with the run's seed."""
     from ..dataset.captions import load_captions
     from ..sweep.showcase import is_fixed_point
+    from ..train.data import with_trigger_first
 
     texts = []
     for f in load_captions(ctx.images_dir).files:
-        tags = [t for t in f.caption.tags if t.strip()]
-        if ctx.trigger and (not tags or tags[0].strip().lower() != ctx.trigger.lower()):
-            tags = [ctx.trigger] + [t for t in tags if t.strip().lower() != ctx.trigger.lower()]
-        text = ", ".join(tags)
+        text = ", ".join(with_trigger_first([t for t in f.caption.tags if t.strip()], ctx.trigger))
         if text and is_fixed_point(text) and text not in texts:
             texts.append(text)
     random.Random(ctx.options.seed).shuffle(texts)
@@ -134,18 +125,18 @@ def _domain_prompts(ctx: Context, count: int) -> list[str]:
 def _showcase_prompts(ctx: Context, count: int) -> list[str]:
     from ..sweep.showcase import expand_showcase
 
-    templates = [t.replace("{trigger}", ctx.trigger) for t in ctx.options.templates] or \
-        preset_templates(ctx.options.preset, ctx.trigger)
+    from .templates import TEMPLATES
+
+    templates = with_trigger(ctx.options.templates or TEMPLATES[ctx.options.preset], ctx.trigger)
     return expand_showcase(templates, count, ctx.options.seed, ctx.options.wildcards)
 
 
 def train_settings(ctx: Context, dataset_dir: Path, lora_name: str, images: int) -> dict[str, Any]:
     """The TrainConfig values of one variant: the preset for the family, the budget's epochs and
     saves, a holdout for the validation loss when there are enough images, then `--set` values."""
-    from ..train.config import FAMILY_DEFAULTS, preset_values
+    from ..train.config import preset_values
 
-    values: dict[str, Any] = dict(FAMILY_DEFAULTS.get(ctx.family, {}))
-    values.update(preset_values(ctx.options.preset, ctx.family))
+    values = preset_values(ctx.options.preset, ctx.family)  # the family's defaults included
     budget = ctx.budget
     values.update(preset=ctx.options.preset, dataset_dir=str(dataset_dir), name=lora_name,
                   output_dir=str(ctx.lora_dir), epochs=budget.epochs, save_every_n_epochs=budget.save_every,
@@ -157,26 +148,23 @@ def train_settings(ctx: Context, dataset_dir: Path, lora_name: str, images: int)
 def plan(ctx: Context) -> dict[str, Any]:
     """Repeats from the guides' images × repeats per epoch (scaled by the budget), the `N_trigger`
     folder of each variant, the step plan, each variant's training settings and the sweep prompts."""
+    from ..dataset.layout import GroupSpec, build_layout, repeat_folder_name
     from ..train.config import TrainConfig
     from ..train.data import load_dataset
 
     images = find_images(ctx.images_dir).images
     budget = ctx.budget
     repeats = max(1, round(budget.samples_per_epoch / len(images)))
-    folder = f"{repeats}_{ctx.trigger}"
+    folder = repeat_folder_name(repeats, ctx.trigger)
     configs: dict[str, dict[str, Any]] = {}
     plans: dict[str, dict[str, Any]] = {}
     for variant in ctx.options.variants:
         root = ctx.train_dir(variant)
         if root.exists():  # a plan stage that did not finish: rebuild its folders from scratch
             shutil.rmtree(root)
-        target = root / folder
-        target.mkdir(parents=True)
-        for image in images:
-            _link_or_copy(image, target / image.name)
-            caption = caption_path(image)
-            if variant.captions and caption.is_file():
-                shutil.copyfile(caption, caption_path(target / image.name))
+        built = build_layout(root, [GroupSpec(ctx.trigger, repeats, tuple(images))], with_captions=variant.captions)
+        if built.conflicts:  # a fresh folder has none; say so rather than train on half a layout
+            raise RuntimeError(f"{built.conflicts[0].dest}: {built.conflicts[0].reason}")
         values = train_settings(ctx, root, variant.lora_name, len(images))
         config = TrainConfig.from_dict(values)
         config.validate()  # a bad --set value is refused here, not mid-run
@@ -195,8 +183,7 @@ def plan(ctx: Context) -> dict[str, Any]:
 def plan_line(result: dict[str, Any]) -> str:
     p = result["plan"]
     held = result["images"] - p["images"]
-    line = (f"{p['images']} training image(s){f' (+{held} held out for validation)' if held else ''} × "
+    return (f"{p['images']} training image(s){f' (+{held} held out for validation)' if held else ''} × "
             f"{result['repeats']} repeats = {p['samples_per_epoch']} per epoch, "
             f"{p['epochs']} epochs, {p['total_steps']} steps; sweep of {len(result['prompts'])} prompts × "
             f"{len(result['seeds'])} seed(s) at weights {', '.join(f'{w:g}' for w in result['weights'])}")
-    return line

@@ -13,9 +13,9 @@ from . import dataset_stages as ds
 from . import model_stages as ms
 from .context import Context, Interrupted, Refused
 from .options import AutoOptions, stage_name
-from .report import write_report
+from .report import REPORT_NAME, write_report
 from .state import STATE_NAME, AutoState, StateError, load_state
-from .summary import document
+from .summary import document, stage_list
 
 Stage = tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], str]]
 
@@ -32,21 +32,13 @@ def _trigger(options: AutoOptions) -> str:
 
 def _colliding(host: Host, options: AutoOptions, ours: Path, resuming: bool) -> list[Path]:
     """LoRA files the run's names would clash with (the WebUI picks one file per name)."""
-    import re
-
     from ..sweep.family import lora_files
 
     folder = host.lora_dir()
     if not folder.is_dir():
         return []
-    names = [re.escape(v.lora_name) for v in options.variants]
-    pattern = re.compile(rf"^({'|'.join(names)})(-\d{{6}})?$", re.IGNORECASE)
-    clashes = []
-    for path in lora_files(folder):
-        stem = path.name.rsplit(".", 1)[0]
-        if pattern.match(stem) and not (resuming and path.parent == ours):
-            clashes.append(path)
-    return clashes
+    return [path for path in lora_files(folder)
+            if options.owns_file(path.name) and not (resuming and path.parent == ours)]
 
 
 def discard_run(host: Host, options: AutoOptions) -> list[Path]:
@@ -59,12 +51,8 @@ def discard_run(host: Host, options: AutoOptions) -> list[Path]:
     removed = [options.out]
     ours = host.lora_dir() / options.name
     if ours.is_dir():
-        import re
-
-        names = "|".join(re.escape(v.lora_name) for v in options.variants)
-        own = re.compile(rf"^({names})(-\d{{6}})?\.", re.IGNORECASE)  # NAME[-000002].safetensors/.json/…
         for path in ours.iterdir():
-            if path.is_file() and own.match(path.name):
+            if path.is_file() and options.owns_file(path.name):
                 path.unlink()
                 removed.append(path)
         if not any(ours.iterdir()):
@@ -163,40 +151,39 @@ def run_auto(host: Host, options: AutoOptions, checkpoint: str | None = None,
     host.interrupt.clear()  # a stop request left over from an earlier job is not for this run
     state, outcome, failure = ctx.state, "finished", None
     for name, run, line in stages(ctx):
-        shown = name
         if state.done(name):
             try:
                 said = f" — {line(state.result(name))}"
             except (KeyError, TypeError, ValueError):  # a result written by another LoRA Lab version
                 said = ""
-            say(f"✓ {shown}: done before{said}")
+            say(f"✓ {name}: done before{said}")
             continue
-        say(f"▶ {shown}")
+        say(f"▶ {name}")
         started = time.perf_counter()
         try:
             ctx.check_interrupt()  # a stop asked for between stages: nothing of this one runs
             result = run()
         except Interrupted:
             state.record(name, "interrupted", time.perf_counter() - started)
-            say(f"■ {shown}: interrupted; everything finished so far is kept. Run the same command again to "
+            say(f"■ {name}: interrupted; everything finished so far is kept. Run the same command again to "
                 f"continue:\n  {state.options['command']}")
             outcome = "interrupted"
             break
         except Exception as e:
             state.record(name, "failed", time.perf_counter() - started, {"error": f"{type(e).__name__}: {e}"})
-            say(f"✗ {shown}: {e}")
-            outcome, failure = "failed", f"{shown}: {e}"
+            say(f"✗ {name}: {e}")
+            outcome, failure = "failed", f"{name}: {e}"
             break
         state.record(name, "done", time.perf_counter() - started, result)
-        say(f"✓ {shown}: {line(result)} ({state.stages[name].seconds:.1f} s)")
-    report = None
-    if outcome == "finished":
-        started = time.perf_counter()
-        report = write_report(document(state, options.variants, options.out / "report.html"), options.name, options.out)
-        state.record("report", "done", time.perf_counter() - started, {"path": str(report)})
-        report = write_report(document(state, options.variants, report), options.name, options.out)
-        say(f"✓ report: {report}")
+        say(f"✓ {name}: {line(result)} ({state.stages[name].seconds:.1f} s)")
+    report = options.out / REPORT_NAME if outcome == "finished" else None
+    started = time.perf_counter()
     doc = document(state, options.variants, report)
+    if report is not None:  # the report lists itself among the stages
+        state.record("report", "done", time.perf_counter() - started, {"path": str(report)})
+        doc["stages"] = stage_list(state)
+        write_report(doc, options.name, options.out)
+        say(f"✓ report: {report}")
     doc["state"] = outcome
     if failure:
         doc["error"] = failure

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..safetensors_header import HeaderError, read_metadata
+from ..sweep.evidence import KEYS, TRAIN_KEY, file_metadata
 from ..sweep.family import float_or_none
 from .context import Context, Interrupted
 from .options import Variant, stage_name
@@ -15,7 +15,7 @@ _EPOCH_FILE = re.compile(r"-(\d{6})$")
 
 
 def epoch_files(ctx: Context, variant: Variant) -> list[Path]:
-    """The variant's epoch files in order, the final file last (when it was written by a finished run)."""
+    """The variant's epoch files in order, the final file last when there is one."""
     folder = ctx.lora_dir
     numbered = sorted(p for p in folder.glob(f"{variant.lora_name}-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors"))
     final = folder / f"{variant.lora_name}.safetensors"
@@ -34,15 +34,12 @@ def _run_state(ctx: Context, variant: Variant) -> str | None:
 
 def epoch_record(path: Path) -> dict[str, Any]:
     """What training wrote into an epoch file's metadata: its epoch and losses."""
-    try:
-        meta = read_metadata(path)
-    except (OSError, HeaderError):
-        meta = {}
+    meta = file_metadata(path)
     epoch = meta.get("ss_epoch")
     return {"epoch": int(epoch) if epoch and epoch.isdigit() else None, "file": str(path),
-            "train_loss": float_or_none(meta.get("lora_lab_train_loss")),
-            "val_loss": float_or_none(meta.get("lora_lab_val_loss")),
-            "stable_loss": float_or_none(meta.get("lora_lab_stable_loss"))}
+            "train_loss": float_or_none(meta.get(TRAIN_KEY)),
+            "val_loss": float_or_none(meta.get(KEYS["val"])),
+            "stable_loss": float_or_none(meta.get(KEYS["stable"]))}
 
 
 def training(ctx: Context, variant: Variant) -> dict[str, Any]:

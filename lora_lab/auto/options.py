@@ -31,6 +31,10 @@ BUDGETS: dict[str, Budget] = {
 }
 
 AB_VARIANTS = ("captioned", "captionless")
+# the CLI flag of each single-valued option `command` writes when it is not the default
+_FLAGS = (("--trigger", "trigger"), ("--tagger", "tagger"), ("--wildcards", "wildcards"),
+          ("--negative", "negative_prompt"), ("--sweep-steps", "sweep_steps"), ("--cfg", "cfg_scale"),
+          ("--seed", "seed"), ("--samples-per-epoch", "samples_per_epoch"), ("--epochs", "epochs"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,13 @@ class AutoOptions:
         return replace(budget, samples_per_epoch=self.samples_per_epoch or budget.samples_per_epoch,
                        epochs=self.epochs or budget.epochs)
 
+    def owns_file(self, name: str) -> bool:
+        """Whether a file name is one a run of these variants writes into the Lora folder:
+        NAME[-000002] with .safetensors (or another LoRA suffix), .json, .preview.png, .lora_lab.json."""
+        names = "|".join(re.escape(v.lora_name) for v in self.variants)
+        pattern = rf"({names})(-\d{{6}})?(\.safetensors|\.pt|\.ckpt|\.json|\.preview\.png|\.lora_lab\.json)"
+        return re.fullmatch(pattern, name, re.IGNORECASE) is not None
+
     @property
     def variants(self) -> list[Variant]:
         if self.ab_captions:
@@ -111,37 +122,26 @@ class AutoOptions:
         return out
 
     def command(self, checkpoint: str | None = None) -> str:
-        """The command line that runs (or continues) this flow."""
+        """The command line that runs (or continues) this flow; settings left at their default are
+        left out."""
         import shlex
+        from dataclasses import fields
 
+        defaults = {f.name: f.default for f in fields(self)}
         words = ["python", "-m", "lora_lab", "auto", str(self.dataset), "--name", self.name]
         if checkpoint:
             words += ["--checkpoint", checkpoint]
-        if self.trigger:
-            words += ["--trigger", self.trigger]
         words += ["--preset", self.preset, "--budget", self.budget, "--out", str(self.out)]
         if self.ab_captions:
             words += ["--ab", "captions"]
         if self.prune:
             words.append("--prune")
-        if self.tagger:
-            words += ["--tagger", self.tagger]
         for template in self.templates:
             words += ["--template", template]
-        if self.wildcards:
-            words += ["--wildcards", str(self.wildcards)]
-        if self.negative_prompt:
-            words += ["--negative", self.negative_prompt]
-        if self.sweep_steps != 20:
-            words += ["--sweep-steps", str(self.sweep_steps)]
-        if self.cfg_scale != 7.0:
-            words += ["--cfg", f"{self.cfg_scale:g}"]
-        if self.seed != 42:
-            words += ["--seed", str(self.seed)]
-        if self.samples_per_epoch is not None:
-            words += ["--samples-per-epoch", str(self.samples_per_epoch)]
-        if self.epochs is not None:
-            words += ["--epochs", str(self.epochs)]
+        for flag, key in _FLAGS:
+            value = getattr(self, key)
+            if value is not None and value != defaults[key]:
+                words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         for key, value in self.train.items():
             words += ["--set", f"{key}={value}"]
         return " ".join(shlex.quote(w) for w in words)

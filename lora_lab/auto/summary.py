@@ -8,7 +8,6 @@ from typing import Any
 
 from ..sweep.manifest import SweepManifest, load_manifest
 from ..sweep.scoring import load_scores, shortlist
-from .model_stages import epoch_record
 from .options import Variant, stage_name
 from .state import AutoState
 
@@ -34,6 +33,11 @@ def cells(manifest: SweepManifest) -> list[dict[str, Any]]:
     return out
 
 
+def _domain(domains: list[str], prompt: int) -> str:
+    """"in" for a training caption, "out" for a showcase prompt (and any sweep without the record)."""
+    return domains[prompt] if prompt < len(domains) else "out"
+
+
 def influence_map(manifest: SweepManifest, domains: list[str]) -> dict[str, Any]:
     """Mean influence per prompt (rows) and LoRA cell (columns): where the LoRA acts, and where
     the base model takes over."""
@@ -45,7 +49,7 @@ def influence_map(manifest: SweepManifest, domains: list[str]) -> dict[str, Any]
             found = [img.scores.get("influence") for img in cell.images
                      if img.prompt == k and img.scores and img.scores.get("influence") is not None]
             values.append(sum(found) / len(found) if found else None)
-        rows.append({"prompt": prompt, "domain": domains[k] if k < len(domains) else "out", "values": values})
+        rows.append({"prompt": prompt, "domain": _domain(domains, k), "values": values})
     return {"columns": [c.label for c in columns], "rows": rows}
 
 
@@ -56,7 +60,7 @@ def domain_means(manifest: SweepManifest, domains: list[str], cell_index: int, m
     for domain in ("in", "out"):
         found = [img.scores.get(measure) for img in cell.images
                  if img.scores and img.scores.get(measure) is not None
-                 and (domains[img.prompt] if img.prompt < len(domains) else "out") == domain]
+                 and _domain(domains, img.prompt) == domain]
         out[domain] = sum(found) / len(found) if found else None
     return out
 
@@ -136,7 +140,7 @@ def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
         out["plan"] = {**planned["plan"], "repeats": planned["repeats"], "folder": planned["folder"],
                        "settings": planned["configs"][variant.key]}
     training = state.stages.get(stage_name("training", variant))
-    epochs = [epoch_record(Path(p)) for p in training.result.get("files", [])] if training else []
+    epochs = training.result.get("epochs", []) if training else []  # read from the files when training ended
     out["epochs"] = [{k: e[k] for k in ("epoch", "file", "train_loss", "val_loss", "stable_loss")} for e in epochs]
     if epochs:
         out["loss_curve"] = loss_curve(Path(epochs[0]["file"]).parent / f"{variant.lora_name}.lora_lab.json", epochs)
@@ -154,8 +158,7 @@ def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
     out.update(manifest=str(manifest.path), cells=cells(manifest), shortlist=best,
                recommendation=recommendation(manifest, ranked, out["epochs"]),
                influence_map=influence_map(manifest, domains),
-               prompts=[{"text": p, "domain": domains[k] if k < len(domains) else "out"}
-                        for k, p in enumerate(manifest.prompts)])
+               prompts=[{"text": p, "domain": _domain(domains, k)} for k, p in enumerate(manifest.prompts)])
     if best:
         out["best_by_domain"] = {m: domain_means(manifest, domains, best[0]["cell"], m)
                                  for m in ("fidelity", "adherence", "influence")}
@@ -205,10 +208,13 @@ def compare(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
             "better": overall, "verdict": verdict[0].upper() + verdict[1:]}
 
 
+def stage_list(state: AutoState) -> list[dict[str, Any]]:
+    return [{"name": s.name, "state": s.state, "seconds": round(s.seconds, 3)} for s in state.stages.values()]
+
+
 def document(state: AutoState, variants: list[Variant], report: Path | None) -> dict[str, Any]:
-    stages = [{"name": s.name, "state": s.state, "seconds": round(s.seconds, 3)} for s in state.stages.values()]
     summaries = [variant_summary(state, v) for v in variants]
-    doc: dict[str, Any] = {"stages": stages, "report": str(report) if report else None,
+    doc: dict[str, Any] = {"stages": stage_list(state), "report": str(report) if report else None,
                            "command": state.options.get("command")}
     if len(summaries) == 1:
         doc.update({k: v for k, v in summaries[0].items() if k not in ("variant",)})

@@ -26,5 +26,6 @@ TEMPLATES: dict[str, list[str]] = {
 }
 
 
-def preset_templates(preset: str, trigger: str) -> list[str]:
-    return [t.replace("{trigger}", trigger) for t in TEMPLATES[preset]]
+def with_trigger(templates: list[str], trigger: str) -> list[str]:
+    """The templates with `{trigger}` filled in (the preset's, or the person's own)."""
+    return [t.replace("{trigger}", trigger) for t in templates]

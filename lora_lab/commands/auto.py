@@ -108,14 +108,14 @@ def run(args: argparse.Namespace) -> int:
             sweep_steps = 8
     if args.checkpoint is None:
         raise ValueError("pass --checkpoint PATH (an SD1, SD2 or SDXL checkpoint), or --tiny to try it out")
+    args.home = home
+    host = host_from_args(args)
     options = AutoOptions(
-        dataset=args.dataset.resolve(), name=args.name, out=(args.out or home / "auto" / args.name).resolve(),
+        dataset=args.dataset.resolve(), name=args.name, out=(args.out or host.runs_dir() / args.name).resolve(),
         trigger=args.trigger, preset=args.preset, budget=args.budget, ab_captions=args.ab == "captions",
         prune=args.prune, tagger=tagger, templates=list(args.templates), wildcards=args.wildcards,
         negative_prompt=args.negative, sweep_steps=sweep_steps, cfg_scale=args.cfg, seed=args.seed,
         samples_per_epoch=args.samples_per_epoch, epochs=args.epochs, train=train)
-    args.home = home
-    host = host_from_args(args)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
         (lambda text: print(text, flush=True))
     try:

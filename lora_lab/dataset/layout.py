@@ -178,8 +178,9 @@ class LayoutResult:
 
 
 def plan_layout(train_dir: Path, groups: Sequence[GroupSpec], caption_ext: str = ".txt",
-                mode: Mode = "link") -> LayoutResult:
-    """What `build_layout` would do, with every conflict found; writes nothing."""
+                mode: Mode = "link", with_captions: bool = True) -> LayoutResult:
+    """What `build_layout` would do, with every conflict found; writes nothing. Without
+    `with_captions` the images go alone (each one's caption is then its folder's trigger)."""
     train_dir = Path(train_dir)
     if train_dir.exists() and not train_dir.is_dir():
         raise ValueError(f"{train_dir} exists and is not a folder")
@@ -194,7 +195,7 @@ def plan_layout(train_dir: Path, groups: Sequence[GroupSpec], caption_ext: str =
         for image in group.images:
             files: list[tuple[Path, Mode]] = [(image, mode)]
             caption = image.with_suffix(caption_ext)
-            if caption.is_file():
+            if with_captions and caption.is_file():
                 files.append((caption, "copy"))
             for src, how in files:
                 dest = folder / src.name
@@ -230,9 +231,9 @@ def _same_content(a: Path, b: Path) -> bool:
 
 
 def build_layout(train_dir: Path, groups: Sequence[GroupSpec], caption_ext: str = ".txt",
-                 mode: Mode = "link", dry_run: bool = False) -> LayoutResult:
+                 mode: Mode = "link", dry_run: bool = False, with_captions: bool = True) -> LayoutResult:
     """Create the `N_name` folders and fill them; all or nothing when there are conflicts."""
-    result = plan_layout(train_dir, groups, caption_ext, mode)
+    result = plan_layout(train_dir, groups, caption_ext, mode, with_captions)
     if result.conflicts or dry_run:
         return result
     for folder in result.folders:
@@ -244,7 +245,7 @@ def build_layout(train_dir: Path, groups: Sequence[GroupSpec], caption_ext: str 
         elif action.action == "link" and _try_link(action.source, action.dest):
             done.append(action)
         else:
-            _copy(action.source, action.dest)
+            copy_atomic(action.source, action.dest)
             done.append(FileAction(action.source, action.dest, "copy"))
     result.actions = done
     result.applied = True
@@ -265,7 +266,13 @@ def _try_link(src: Path, dest: Path) -> bool:
     return True
 
 
-def _copy(src: Path, dest: Path) -> None:
+def link_or_copy(src: Path, dest: Path) -> None:
+    """A hard link where the file system allows one, else an atomic copy."""
+    if not _try_link(src, dest):
+        copy_atomic(src, dest)
+
+
+def copy_atomic(src: Path, dest: Path) -> None:
     """Copy through a temporary sibling, so that an interrupted copy leaves no partial file."""
     tmp = dest.with_name(f"{TMP_MARK}{dest.name}")
     try:

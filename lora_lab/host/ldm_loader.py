@@ -164,15 +164,15 @@ def resolve_config(checkpoint: Path, config: Path | None, family: Family | None)
         config = checkpoint.with_suffix(".yaml")
     if config is not None:
         return OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[return-value]
-    if family is None and _header_has(checkpoint, "conditioner.embedders."):
+    if family is None and header_has(checkpoint, "conditioner.embedders."):
         return family_config("sdxl")
-    if family is None and _header_has(checkpoint, "cond_stage_model.model.transformer."):
+    if family is None and header_has(checkpoint, "cond_stage_model.model.transformer."):
         raise CheckpointError(f"{checkpoint.name} is an SD2 checkpoint: say which kind with --family "
                               "sd2 (512 px, eps) or sd2-v (768-v), or put its .yaml beside it")
     return family_config(family or "sd1")
 
 
-def _header_has(checkpoint: Path, prefix: str) -> bool:
+def header_has(checkpoint: Path, prefix: str) -> bool:
     """Whether a weight name starts with `prefix`, from the safetensors header alone (a .ckpt
     would have to be loaded: left to the loader)."""
     from ..safetensors_header import HeaderError, read_header

@@ -74,7 +74,7 @@ class StandaloneHost:
 
     def checkpoint_problem(self) -> str | None:
         """Why the checkpoint cannot be trained on, from its file alone (None: it looks loadable)."""
-        from .ldm_loader import _header_has, resolve_config
+        from .ldm_loader import header_has, resolve_config
 
         if self._parts is not None:
             return None
@@ -86,7 +86,7 @@ class StandaloneHost:
             resolve_config(self.checkpoint, self.config, self.family)
         except (OSError, ValueError, KeyError) as e:
             return str(e)
-        if self.checkpoint.suffix == ".safetensors" and not _header_has(self.checkpoint, "model.diffusion_model."):
+        if self.checkpoint.suffix == ".safetensors" and not header_has(self.checkpoint, "model.diffusion_model."):
             return (f"{self.checkpoint.name} is not a Stable Diffusion checkpoint (it has no UNet weights: a LoRA, "
                     "VAE or embedding file?); LoRA Lab trains on SD1, SD2 and SDXL checkpoints")
         return None

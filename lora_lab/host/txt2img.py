@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,15 +44,11 @@ def render(parts: ModelParts, lora_dir: Path, requests: Sequence[PreviewRequest]
     from ..sweep.prompts import find_tags, multipliers, without_lora_tags
     from ..train.applied import LoraUse, applied_loras
 
+    def tags(request: PreviewRequest) -> tuple[tuple[str, tuple[float, float]], ...]:
+        return tuple((t.name, multipliers(t)) for t in find_tags(request.prompt))
+
     out: list[tuple[Image.Image, str]] = []
-    i = 0
-    while i < len(requests):
-        tags = find_tags(requests[i].prompt)
-        key = [(t.name, multipliers(t)) for t in tags]
-        group = [requests[i]]
-        while i + len(group) < len(requests) and \
-                [(t.name, multipliers(t)) for t in find_tags(requests[i + len(group)].prompt)] == key:
-            group.append(requests[i + len(group)])
+    for key, group in groupby(requests, key=tags):
         uses = [LoraUse(find_lora(lora_dir, name), te, unet) for name, (te, unet) in key]
         with applied_loras(parts, uses) as unmatched:
             if notes is not None:
@@ -59,5 +56,4 @@ def render(parts: ModelParts, lora_dir: Path, requests: Sequence[PreviewRequest]
             for request in group:
                 image = sample(parts, replace(request, prompt=without_lora_tags(request.prompt)))
                 out.append((image, infotext(request, parts.checkpoint_name)))
-        i += len(group)
     return out

@@ -117,7 +117,7 @@ def _caption_items(text: str) -> list[str]:
     return items
 
 
-def _with_trigger_first(items: list[str], trigger: str) -> list[str]:
+def with_trigger_first(items: list[str], trigger: str) -> list[str]:
     key = tag_key(trigger)
     return [trigger] + [t for t in items if tag_key(t) != key]
 
@@ -205,7 +205,7 @@ def _read_item(path: Path, subset: Subset, config: TrainConfig, grid: BucketGrid
             return None
     parsed = _caption_items(text) if text else ([subset.trigger] if subset.trigger else [])
     if config.prepend_trigger and subset.trigger:
-        parsed = _with_trigger_first(parsed, subset.trigger)
+        parsed = with_trigger_first(parsed, subset.trigger)
     parsed, fixed = _fixed_count(parsed, config.keep_tokens)
     fit = grid.fit(info.width, info.height) if grid else _square_fit(info.width, info.height, config.resolution)
     return Item(index, path, subset, fit, ", ".join(parsed), parsed, fixed, (info.width, info.height))

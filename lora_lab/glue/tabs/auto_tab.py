@@ -5,7 +5,6 @@ settings again continue an unfinished run."""
 from __future__ import annotations
 
 import html
-import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -169,8 +168,6 @@ def _summary(doc: dict[str, Any], options: AutoOptions) -> str:
                          f"{html.escape(rec['why'])}")
     if doc.get("comparison"):
         parts.append(html.escape(doc["comparison"]["verdict"]))
-    command = " ".join(shlex.quote(w) for w in ["python", "-m", "lora_lab", "auto", str(options.dataset),
-                                                    "--name", options.name])
-    parts.append(f"<span class='lora-lab-muted'>The same run from a terminal: <code>{html.escape(command)} …</code> "
-                 f"(the full command is in the report)</span>")
+    parts.append(f"<span class='lora-lab-muted'>Run folder: {html.escape(str(options.out))} (the report, "
+                 "auto.json and the command that runs it again)</span>")
     return "<div class='lora-lab-message'>" + "<br>".join(parts) + "</div>"

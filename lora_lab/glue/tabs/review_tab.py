@@ -203,12 +203,14 @@ STANDALONE_NOTE = (
 
 def run_report(path: str) -> str:
     """The report of the auto run a sweep belongs to (its folder's parent), if there is one."""
+    from ...auto.report import REPORT_NAME
+    from ...auto.state import STATE_NAME
     from .auto_tab import report_frame
 
     if not path:
         return ""
     run = Path(path).parent.parent
-    return report_frame(run / "report.html") if (run / "auto.json").is_file() else ""
+    return report_frame(run / REPORT_NAME) if (run / STATE_NAME).is_file() else ""
 
 
 def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
