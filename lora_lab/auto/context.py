@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..host.protocol import Host
@@ -30,7 +30,6 @@ class Context:
     tagger: Path
     trigger: str
     say: Callable[[str], None] = print
-    notes: list[str] = field(default_factory=list)
 
     @property
     def out(self) -> Path:
