@@ -104,6 +104,11 @@ class StepClock:
 
 class BenchHost:
     name = "bench"
+    # The CLI's case: LoRA Lab's own process, so the trainer holds glibc's heap steady for the run
+    # (train/allocator.py) — and the floor's steps, run inside it, get the same heap. Without it
+    # both sides fault hundreds of thousands of fresh pages per step, a count that swings ±50 %
+    # from run to run and drowned the ratio (--churning-heap measures that case).
+    owns_process = True
 
     def __init__(self, parts: ModelParts, folder: Path, progress: StepClock) -> None:
         self.parts, self.folder = parts, folder
@@ -334,7 +339,8 @@ def run_trainer(parts: ModelParts, args: argparse.Namespace, with_te: bool, work
                          batch_size=args.batch, resolution=args.resolution,
                          min_bucket_reso=min(256, args.resolution),
                          max_bucket_reso=max(1024, args.resolution),
-                         mixed_precision="fp16" if args.fp16 else "no")
+                         mixed_precision="fp16" if args.fp16 else "no",
+                         validation=False)  # its end-of-epoch report would be timed as a step
     result = train(BenchHost(parts, work / "out", progress), config)
     if result.state != "finished":
         raise RuntimeError(result.message)
@@ -379,12 +385,23 @@ def main() -> int:
                         help="sd1: SD1.5 UNet + CLIP-L; sd2: SD2.1 UNet + OpenCLIP ViT-H (768-v); sdxl: "
                              "SDXL's UNet + CLIP-L + OpenCLIP bigG (needs sgm: LORA_LAB_SGM or LORA_LAB_WEBUI)")
     parser.add_argument("--fp16", action="store_true", help="fp16 autocast + GradScaler (CUDA)")
+    parser.add_argument("--separate-downs", action="store_true",
+                        help="q/k/v adapters each make their own down projection (what the one GEMM "
+                             "per shared input in LoRANetwork.projections saves)")
+    parser.add_argument("--churning-heap", action="store_true",
+                        help="leave glibc's heap to its defaults (as in a host process that does not "
+                             "preload tcmalloc): both sides then take fresh pages every step")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's); 1 times steps in CPU time, "
                              "steady on a busy machine")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.churning_heap:
+        BenchHost.owns_process = False
+    if args.separate_downs:
+        from lora_lab.train.network import LoRANetwork
+        LoRANetwork.projections = lambda self, attention: None  # type: ignore[method-assign]
     cpu_time = args.device == "cpu" and torch.get_num_threads() == 1
     if cpu_time:
         _CLOCK[0] = time.thread_time

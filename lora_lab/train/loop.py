@@ -359,7 +359,7 @@ class _Run:
     def _model_prepared(self) -> Iterator[None]:
         parts = self.parts
         models = [m for m in (parts.unet, parts.text_encoder, parts.text_encoder_2, parts.vae) if m is not None]
-        with frozen(*models), inject(self.network), sdpa_attention(parts.unet), \
+        with frozen(*models), inject(self.network), sdpa_attention(parts.unet, self.network.projections), \
                 block_forwards(parts.unet, self.config.gradient_checkpointing), \
                 torch.enable_grad():
             self.network.train()

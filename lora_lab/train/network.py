@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules import module as nn_module
 
 from .attention import attention_forward
 from .forwards import swapped_forwards
@@ -62,13 +63,16 @@ class LoRAModule(torch.nn.Module):
 
     def hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         """`drop(down(x))` and the factor its `up` projection is to be added with."""
+        x = self.cast(x)
+        h = F.conv2d(x, self.down, **self.conv_args) if self.is_conv else F.linear(x, self.down)
+        return self.dropped(h)
+
+    def cast(self, x: torch.Tensor) -> torch.Tensor:
         autocast = x.device.type == "cuda" and torch.is_autocast_enabled()
-        if not autocast and x.dtype != self.down.dtype:
-            x = x.to(self.down.dtype)
-        if self.is_conv:
-            h = F.conv2d(x, self.down, **self.conv_args)
-        else:
-            h = F.linear(x, self.down)
+        return x if autocast or x.dtype == self.down.dtype else x.to(self.down.dtype)
+
+    def dropped(self, h: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The down projection `h` after this adapter's dropouts, and the factor for its `up`."""
         scale = self.scale * self.multiplier
         if self.training:
             if self.dropout > 0:
@@ -85,7 +89,10 @@ class LoRAModule(torch.nn.Module):
         """`out` (the base layer's output for input `x`) plus this adapter's delta."""
         if self.skipped():
             return out
-        h, scale = self.hidden(x)
+        return self.add_up(out, *self.hidden(x))
+
+    def add_up(self, out: torch.Tensor, h: torch.Tensor, scale: float) -> torch.Tensor:
+        """`out + up(h) * scale`."""
         if not self.is_conv and out.is_contiguous() and \
                 (h.dtype == out.dtype == self.up.dtype or torch.is_autocast_enabled()):
             # One addmm instead of `up(h)` then an add: the N=dim GEMM writes straight into the
@@ -102,6 +109,23 @@ class LoRAModule(torch.nn.Module):
             torch.rand(()).item() < self.module_dropout
 
 
+def add_shared(pairs: list[tuple[torch.Tensor, LoRAModule]], x: torch.Tensor) -> list[torch.Tensor]:
+    """Each base output in `pairs` plus its adapter's delta, where every layer read the same `x`:
+    one GEMM makes all their down projections (x is read once, forward and backward), then each
+    `up` adds into its own output. Same math as `add_to` on each pair."""
+    outs = [out for out, _ in pairs]
+    active = [i for i, (_, lora) in enumerate(pairs) if not lora.skipped()]
+    if not active:
+        return outs
+    loras = [pairs[i][1] for i in active]
+    h = F.linear(loras[0].cast(x), torch.cat([lora.down for lora in loras]))
+    start = 0
+    for i, lora in zip(active, loras):
+        outs[i] = lora.add_up(outs[i], *lora.dropped(h[..., start:start + lora.dim]))
+        start += lora.dim
+    return outs
+
+
 class LoRANetwork(torch.nn.Module):
     def __init__(self, targets: list[Target], dim: int, alpha: float, conv_dim: int,
                  conv_alpha: float, device: torch.device, seed: int, dropout: float = 0.0,
@@ -115,6 +139,29 @@ class LoRANetwork(torch.nn.Module):
             # ModuleDict keys cannot contain '.', kohya names never do.
             self.loras[t.name] = LoRAModule(t, d, a, generator, device, dropout, rank_dropout,
                                             module_dropout)
+        # while injected: id(wrapped Linear/Conv2d) -> (the forward found there, its adapter)
+        self._injected: dict[int, tuple[Any, LoRAModule]] = {}
+
+    def projections(self, attention: torch.nn.Module) -> Any:
+        """For an ldm/sgm CrossAttention whose to_q, to_k and to_v all carry linear adapters (while
+        injected): `project(x, source) -> (q, k, v)`, the three layers' own forwards plus the
+        adapters' deltas with one down-projection GEMM per distinct input (`add_shared`).
+        Else None: the caller calls the layers — also when a layer has hooks, which only a call
+        through the module would run."""
+        layers = [getattr(attention, name, None) for name in ("to_q", "to_k", "to_v")]
+        entries = [self._injected.get(id(layer)) for layer in layers]
+        if any(e is None or e[1].is_conv for e in entries) or any(map(_hooked, layers)):
+            return None
+        (fq, lq), (fk, lk), (fv, lv) = entries  # type: ignore[misc]
+
+        def project(x: torch.Tensor, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            q, k, v = fq(x), fk(source), fv(source)
+            if source is x:
+                return tuple(add_shared([(q, lq), (k, lk), (v, lv)], x))
+            k, v = add_shared([(k, lk), (v, lv)], source)
+            return lq.add_to(q, x), k, v
+
+        return project
 
     def set_multiplier(self, multiplier: float) -> None:
         for lora in self.loras.values():
@@ -165,6 +212,11 @@ class LoRANetwork(torch.nn.Module):
         return all(bool(torch.isfinite(p).all()) for p in self.parameters())
 
 
+def _hooked(module: torch.nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks
+                or nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks)
+
+
 def _patched_forward(original: Any, lora: LoRAModule) -> Any:
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         return lora.add_to(original(x, *args, **kwargs), x)
@@ -172,24 +224,31 @@ def _patched_forward(original: Any, lora: LoRAModule) -> Any:
     return forward
 
 
-def _forwards(network: LoRANetwork) -> list[tuple[torch.nn.Module, Any]]:
-    """(module, its new forward) for every wrapped module; an attention's q/k/v/out adapters share
-    one forward."""
+def _forwards(network: LoRANetwork) -> tuple[list[tuple[torch.nn.Module, Any]], dict[int, tuple[Any, LoRAModule]]]:
+    """(module, its new forward) for every wrapped module, an attention's q/k/v/out adapters sharing
+    one forward; and, for each plainly wrapped module, the forward found there and its adapter."""
     out: list[tuple[torch.nn.Module, Any]] = []
+    found: dict[int, tuple[Any, LoRAModule]] = {}
     attentions: dict[int, tuple[torch.nn.Module, dict[str, LoRAModule]]] = {}
     for name, lora in network.loras.items():
         target = network.targets[name]
         if target.part is None:
+            found[id(target.module)] = (target.module.forward, lora)
             out.append((target.module, _patched_forward(target.module.forward, lora)))
         else:
             attentions.setdefault(id(target.module), (target.module, {}))[1][target.part] = lora
     for module, parts in attentions.values():
         out.append((module, attention_forward(module, parts)))  # type: ignore[arg-type]
-    return out
+    return out, found
 
 
 @contextmanager
 def inject(network: LoRANetwork) -> Iterator[None]:
     """Route every target's forward through its adapter, for the block (`forwards.swapped_forwards`)."""
-    with swapped_forwards(_forwards(network)):
-        yield
+    replacements, found = _forwards(network)
+    with swapped_forwards(replacements):
+        network._injected = found
+        try:
+            yield
+        finally:
+            network._injected = {}

@@ -5,12 +5,14 @@ WebUI's split attention on the CPU, xformers or SDPA on a GPU — each ldm/sgm `
 an instance `forward` with the same math through SDPA (exact softmax attention, scale
 1/sqrt(head dim)); the class-level forward (and any WebUI patch on it) is untouched, and every
 instance's own `forward` comes back afterwards, as the LoRA's do. The projections are called as
-modules, so the LoRA adapters on to_q/to_k/to_v/to_out apply. A call with a mask or sgm's extra
-arguments goes to the host's forward.
+modules, so the LoRA adapters on to_q/to_k/to_v/to_out apply; or, where `projections` gives one
+for a module, through its q/k/v function (the LoRA network's, which makes the adapters' down
+projections of a shared input in one GEMM). A call with a mask or sgm's extra arguments goes to the
+host's forward.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,16 +24,22 @@ from .forwards import swapped_forwards
 _ATTENTIONS = ("CrossAttention", "MemoryEfficientCrossAttention")
 
 
-def _forward(module: torch.nn.Module) -> Any:
+Projections = Callable[[torch.nn.Module], Any]  # attention -> project(x, source) -> (q, k, v), or None
+
+
+def _forward(module: torch.nn.Module, projections: Projections | None) -> Any:
     heads = int(module.heads)
     host = module.__dict__.get("forward") or type(module).forward.__get__(module)
+    project = projections(module) if projections is not None else None
 
     def forward(x: torch.Tensor, context: torch.Tensor | None = None, mask: Any = None, **extra: Any) -> Any:
         if mask is not None or any(extra.values()):
             return host(x, context, mask, **extra)
-        q = module.to_q(x)
         source = x if context is None else context
-        k, v = module.to_k(source), module.to_v(source)
+        if project is not None:
+            q, k, v = project(x, source)
+        else:
+            q, k, v = module.to_q(x), module.to_k(source), module.to_v(source)
         b, n, _ = q.shape
         q, k, v = (t.view(b, t.shape[1], heads, t.shape[-1] // heads).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v)
@@ -46,7 +54,7 @@ def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 @contextmanager
-def sdpa_attention(model: torch.nn.Module) -> Iterator[int]:
+def sdpa_attention(model: torch.nn.Module, projections: Projections | None = None) -> Iterator[int]:
     """Route `model`'s cross-attention modules through SDPA for the block; yields how many."""
-    with swapped_forwards((m, _forward(m)) for m in attention_modules(model)) as count:
+    with swapped_forwards((m, _forward(m, projections)) for m in attention_modules(model)) as count:
         yield count
