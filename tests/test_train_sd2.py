@@ -69,7 +69,8 @@ def test_attention_lora_equals_the_webuis_merge(batch_first: bool) -> None:
             lora.up.normal_(0, 0.1)
         network.eval()
         with inject(network):
-            ours = [mha(x, x, x, **kw) for kw in calls]
+            ours = [mha(x, x, x, **kw) for kw in calls]  # one input: the q/k/v downs in one GEMM
+            apart = [mha(x, x.clone(), x.clone(), **kw) for kw in calls]  # three: one each
         merged = copy.deepcopy(mha)
         delta = {p: network.loras[f"a_{p}"].up @ network.loras[f"a_{p}"].down * 0.5 for p in "qkv"}
         merged.in_proj_weight += torch.cat([delta["q"], delta["k"], delta["v"]])
@@ -79,6 +80,8 @@ def test_attention_lora_equals_the_webuis_merge(batch_first: bool) -> None:
     for (b_out, b_w), (s_out, s_w) in zip(base, same):
         assert (b_out - s_out).abs().max() < 1e-5
         assert (b_w is None) == (s_w is None)
+    for (o_out, _), (a_out, _) in zip(ours, apart):
+        assert (o_out - a_out).abs().max() < 1e-5
     for (o_out, o_w), (e_out, e_w) in zip(ours, expected):
         assert (o_out - base[0][0]).abs().max() > 1e-3
         assert (o_out - e_out).abs().max() < 1e-5

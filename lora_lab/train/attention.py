@@ -4,7 +4,8 @@ Its q/k/v projections are fused in `in_proj_weight` and `out_proj.forward` is ne
 forward wrapped around the sub-layers would silently do nothing. `attention_forward` replaces the
 attention's whole forward with the same computation (projections, scaled dot-product attention,
 output projection) where each projection adds its adapter's delta — so dropouts act on activations,
-as for every other layer. Self-attention layouts only (`kdim == vdim == embed_dim`, no bias_k/v,
+as for every other layer; in self-attention the q/k/v adapters make their down projections in
+one GEMM (`network.add_shared`). Self-attention layouts only (`kdim == vdim == embed_dim`, no bias_k/v,
 no zero attention): `keys.te_targets` refuses others.
 """
 from __future__ import annotations
@@ -49,11 +50,13 @@ def _mask(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
 def attention_forward(mha: torch.nn.MultiheadAttention, loras: dict[str, LoRAModule]) -> Any:
     """A forward for `mha` with the adapters in `loras` ("q", "k", "v", "out") applied; same
     signature and results as `nn.MultiheadAttention.forward`."""
+    from .network import add_shared  # network imports this module
 
     def forward(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
                 attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
                 is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        shared = query is key and key is value  # self-attention: one input for q, k and v
         unbatched = query.dim() == 2
         if unbatched:
             query, key, value = (t.unsqueeze(1) for t in (query, key, value))
@@ -67,9 +70,13 @@ def attention_forward(mha: torch.nn.MultiheadAttention, loras: dict[str, LoRAMod
         head_dim = embed // heads
         w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
         biases = mha.in_proj_bias.chunk(3) if mha.in_proj_bias is not None else (None, None, None)
-        q = _project(query, w_q, biases[0], loras.get("q"))
-        k = _project(key, w_k, biases[1], loras.get("k"))
-        v = _project(value, w_v, biases[2], loras.get("v"))
+        adapters = [loras.get(part) for part in ("q", "k", "v")]
+        if shared and all(adapters):
+            q, k, v = add_shared([(F.linear(query, w, b), lora) for w, b, lora
+                                  in zip((w_q, w_k, w_v), biases, adapters)], query)  # type: ignore[misc]
+        else:
+            q, k, v = (_project(t, w, b, lora) for t, w, b, lora
+                       in zip((query, key, value), (w_q, w_k, w_v), biases, adapters))
         q = q.reshape(tgt, batch * heads, head_dim).transpose(0, 1) * (1.0 / math.sqrt(head_dim))
         k = k.reshape(src, batch * heads, head_dim).transpose(0, 1)
         v = v.reshape(src, batch * heads, head_dim).transpose(0, 1)
