@@ -4,9 +4,9 @@ Its q/k/v projections are fused in `in_proj_weight` and `out_proj.forward` is ne
 forward wrapped around the sub-layers would silently do nothing. `attention_forward` replaces the
 attention's whole forward with the same computation (projections, scaled dot-product attention,
 output projection) where each projection adds its adapter's delta — so dropouts act on activations,
-as for every other layer; in self-attention the q/k/v adapters make their down projections in
-one GEMM (`network.add_shared`). Self-attention layouts only (`kdim == vdim == embed_dim`, no bias_k/v,
-no zero attention): `keys.te_targets` refuses others.
+as for every other layer; in self-attention the q/k/v adapters make their down projections in one
+GEMM (`network.add_shared`). Self-attention layouts only (`kdim == vdim == embed_dim`, no
+bias_k/v, no zero attention): `keys.te_targets` refuses others.
 """
 from __future__ import annotations
 
