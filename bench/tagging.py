@@ -4,16 +4,19 @@ checkout is given, toriato's tagger extension — same model, same images, same 
 Builds (in a temp dir, never in the repo) a random-weight ConvNeXt-Base-sized tagger with the WD14
 contract (NHWC 448x448 BGR 0-255 in, 9,083 sigmoid scores out, dynamic batch) and a set of mixed
 images (JPEG/PNG/WebP, some RGBA, 300-1500 px). Each configuration runs as its own process, in
-round-robin order so background load hits them alike; each is timed whole (start-up, model load,
-tagging, writing) and reports images/s, CPU-s per image and its own peak RSS (VmHWM, see
-bench/peak_rss.py).
+round-robin order (each round starting one later) so background load hits them alike; each is
+timed whole (start-up, model load, tagging, writing) and reports images/s, CPU-s per image and its
+own peak RSS (VmHWM, see bench/peak_rss.py).
 
 - floor: plain onnxruntime, batch 8, PIL decode + contract preprocessing in a thread pool, the
   session options LoRA Lab uses;
 - ours: `python -m lora_lab tag DIR --mode overwrite` at its defaults (CPU: batch 1);
 - toriato: the extension's batch loop at commit 3ba3a73 with its WebUI imports stubbed, run by the
   WebUI's Python (`--toriato DIR` or LORA_LAB_TORIATO; docs/tagging.md says how to get it).
-  The driver also checks that both wrote the same tags for every image.
+  The driver also checks that both wrote the same tags for every image;
+- model (not with --quick): the ceiling for any tagger on this graph and session — inference
+  alone, batch 1, every image decoded beforehand and only the `run` calls timed. The share of it
+  each tool reaches says how much of its time is anything but the model.
 
     .venv/bin/python bench/tagging.py [--images 200] [--repeat 1] [--quick] [--keep DIR]
                                       [--toriato DIR] [--peer-python PY]
@@ -34,6 +37,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,7 +206,8 @@ def _link_images(images: list[Path], out: Path) -> None:
         os.link(path, out / path.name)
 
 
-def run_floor(model_dir: Path, images: list[Path], out: Path) -> None:
+def _session(model_dir: Path) -> tuple[Any, list[str], str]:
+    """LoRA Lab's CPU session on the model, the tag names and the input's name."""
     import onnxruntime as ort
 
     from lora_lab.tagging.model import session_options
@@ -211,7 +216,11 @@ def run_floor(model_dir: Path, images: list[Path], out: Path) -> None:
                                    providers=["CPUExecutionProvider"])
     with open(model_dir / "selected_tags.csv", encoding="utf-8") as f:
         names = [row["name"] for row in csv.DictReader(f)]
-    input_name = session.get_inputs()[0].name
+    return session, names, session.get_inputs()[0].name
+
+
+def run_floor(model_dir: Path, images: list[Path], out: Path) -> None:
+    session, names, input_name = _session(model_dir)
     out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(2) as pool:
         pending = deque(pool.submit(_floor_load, p) for p in images[:3 * FLOOR_BATCH])
@@ -226,11 +235,29 @@ def run_floor(model_dir: Path, images: list[Path], out: Path) -> None:
                     pending.append(pool.submit(_floor_load, nxt))
             scores = session.run(None, {input_name: np.stack(batch)})[0]
             for row in scores:
-                keep = np.flatnonzero(row[N_RATING:] >= THRESHOLD) + N_RATING
-                keep = keep[np.argsort(-row[keep])]
-                text = ", ".join(names[i].replace("_", " ") for i in keep)
-                (out / f"{images[done].stem}.txt").write_text(text, encoding="utf-8")
+                _write_tags(names, row, out / f"{images[done].stem}.txt")
                 done += 1
+
+
+def _write_tags(names: list[str], row: np.ndarray, target: Path) -> None:
+    keep = np.flatnonzero(row[N_RATING:] >= THRESHOLD) + N_RATING
+    keep = keep[np.argsort(-row[keep])]
+    target.write_text(", ".join(names[i].replace("_", " ") for i in keep), encoding="utf-8")
+
+
+def run_model_alone(model_dir: Path, images: list[Path], out: Path) -> None:
+    """The ceiling for any tagger on this graph: every image decoded first (untimed), then only
+    LoRA Lab's session at batch 1, one `run` per image; its seconds go to `out/model.json`."""
+    arrays = [np.ascontiguousarray(_floor_load(p)[None]) for p in images]
+    session, names, input_name = _session(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started, rows = time.perf_counter(), []
+    for array in arrays:
+        rows.append(session.run(None, {input_name: array})[0][0])
+    seconds = time.perf_counter() - started
+    for path, row in zip(images, rows):
+        _write_tags(names, row, out / f"{path.stem}.txt")
+    (out / "model.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def run_toriato(checkout: Path, model_dir: Path, images: list[Path], out: Path) -> None:
@@ -272,6 +299,8 @@ def worker(args: argparse.Namespace) -> None:
     images = sorted(p for p in args.images_dir.iterdir() if p.is_file())
     if args.worker == "floor":
         run_floor(args.model_dir, images, args.out)
+    elif args.worker == "model":
+        run_model_alone(args.model_dir, images, args.out)
     else:
         run_toriato(args.toriato, args.model_dir, images, args.out)
 
@@ -294,8 +323,8 @@ class Setup:
 
 
 def command(config: str, setup: Setup, out: Path) -> list[str]:
-    if config == "floor":
-        return [sys.executable, __file__, "--worker", "floor", "--model-dir", str(setup.model_dir),
+    if config in ("floor", "model"):
+        return [sys.executable, __file__, "--worker", config, "--model-dir", str(setup.model_dir),
                 "--images-dir", str(setup.images_dir), "--out", str(out)]
     if config == "toriato":
         return [setup.peer_python, __file__, "--worker", "toriato", "--toriato", str(setup.toriato),
@@ -333,6 +362,8 @@ def measure(config: str, setup: Setup, run_id: int) -> tuple[dict, dict[str, fro
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{config} failed:\n{stderr[-3000:]}")
     peak_rss_mb = json.loads(peak_file.read_text())["peak_rss_mb"]
+    if config == "model":  # the ceiling counts inference alone
+        wall = json.loads((out / "model.json").read_text())["seconds"]
     peak_file.unlink()
     cpu_s = usage.ru_utime + usage.ru_stime
     machine_cores = (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / wall
@@ -367,7 +398,7 @@ def main() -> None:
                              "pandas, huggingface_hub, as the WebUI's venv has (default: "
                              "$LORA_LAB_WEBUI/venv/bin/python, else this one)")
     parser.add_argument("--keep", type=Path, default=None, help="build model/images here and keep them")
-    parser.add_argument("--worker", choices=("floor", "toriato"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("floor", "model", "toriato"), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--images-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -376,7 +407,8 @@ def main() -> None:
         worker(args)
         return
     n_images = 16 if args.quick else args.images
-    configs = ["floor", "ours"] + (["ours-bs8"] if args.batch8 and not args.quick else [])
+    configs = ["floor", "ours"] + (["ours-bs8"] if args.batch8 and not args.quick else []) \
+        + ([] if args.quick else ["model"])
     if args.toriato:
         if not (Path(args.toriato) / "tagger" / "interrogator.py").is_file():
             raise SystemExit(f"--toriato {args.toriato}: not a checkout of the tagger extension "
@@ -400,7 +432,8 @@ def main() -> None:
         agreement: list[tuple[int, int]] = []
         for rep in range(args.repeat):
             outputs = {}
-            for config in configs:
+            # each round starts one configuration later, so none always follows the same one
+            for config in configs[rep % len(configs):] + configs[:rep % len(configs)]:
                 stats, outputs[config] = measure(config, setup, rep)
                 results[config].append(stats)
                 print(f"  round {rep + 1} {config:8s} {stats['seconds']:7.1f}s "
@@ -432,6 +465,11 @@ def report(results: dict[str, list[dict]], agreement: list[tuple[int, int]]) -> 
               f"{median(config, 'peak_rss_mb') / median('floor', 'peak_rss_mb'):9.2f}")
     print("ratio: images/s over the floor's (whole process: start-up, model load, tagging); "
           "RSS ratio: peak RSS over the floor's")
+    if "model" in results:
+        print("model: the ceiling — the same session's inference alone, one image per run, every "
+              "image decoded beforehand; its img/s counts inference seconds only")
+        print("share of the ceiling: " + ", ".join(f"{c} {rate(c) / rate('model'):.2f}"
+                                                    for c in results if c != "model"))
     if "toriato" in results:
         speed = rate("ours") / rate("toriato")
         memory = median("ours", "peak_rss_mb") / median("toriato", "peak_rss_mb")
