@@ -12,7 +12,7 @@ from ..dataset.captions import caption_path
 from ..dataset.images import find_images
 from ..dataset.layout import copy_atomic, link_or_copy
 from .context import Context, Interrupted
-from .templates import with_trigger
+from .templates import TEMPLATES, with_trigger
 
 MAX_LISTED = 20
 HOLDOUT_FROM = 10  # images from which one in ten is held out for the validation loss
@@ -124,8 +124,6 @@ def _domain_prompts(ctx: Context, count: int) -> list[str]:
 
 def _showcase_prompts(ctx: Context, count: int) -> list[str]:
     from ..sweep.showcase import expand_showcase
-
-    from .templates import TEMPLATES
 
     templates = with_trigger(ctx.options.templates or TEMPLATES[ctx.options.preset], ctx.trigger)
     return expand_showcase(templates, count, ctx.options.seed, ctx.options.wildcards)
