@@ -34,7 +34,7 @@ from lora_lab.devtools.sample_dataset import build_sample_dataset  # noqa: E402
 from lora_lab.devtools.tiny_model import build_tiny_model  # noqa: E402
 from lora_lab.devtools.tiny_tagger import build_tiny_tagger  # noqa: E402
 from lora_lab.host.progress import RecordingProgress  # noqa: E402
-from lora_lab.host.standalone import StandaloneHost  # noqa: E402
+from lora_lab.hosts.standalone.host import StandaloneHost  # noqa: E402
 
 TINY = {"resolution": 64, "min_bucket_reso": 64, "max_bucket_reso": 128, "dim": 8, "alpha": 8.0,
         "unet_lr": 1e-3, "te_lr": 1e-4, "mixed_precision": "no"}

@@ -52,9 +52,9 @@ def build_checkpoint(path: Path) -> None:
     from safetensors.torch import save_file
 
     from lora_lab.devtools.tiny_model import _reinit
-    from lora_lab.host.families import family_config
-    from lora_lab.host.ldm_import import import_ldm, quiet
-    from lora_lab.host.ldm_loader import _offline_clip
+    from lora_lab.hosts.standalone.families import family_config
+    from lora_lab.hosts.standalone.ldm_import import import_ldm, quiet
+    from lora_lab.hosts.standalone.ldm_loader import _offline_clip
 
     import_ldm()
     from ldm.util import instantiate_from_config
@@ -72,7 +72,7 @@ def build_checkpoint(path: Path) -> None:
 
 def build_tokenizer(folder: Path) -> None:
     """The folder sd-scripts' `--tokenizer_cache_dir` reads instead of downloading CLIP-L's."""
-    from lora_lab.host.clip_files import CLIP_L_TEXT, text_config, write_clip_folder
+    from lora_lab.files.clip_files import CLIP_L_TEXT, text_config, write_clip_folder
 
     write_clip_folder(folder / "openai_clip-vit-large-patch14",
                       text_config(CLIP_L_TEXT["hidden_size"], CLIP_L_TEXT["intermediate_size"],

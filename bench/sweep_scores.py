@@ -26,7 +26,7 @@ from tagging import build_model  # noqa: E402  (bench/tagging.py: the ConvNeXt-s
 from train_step import build_parts  # noqa: E402  (bench/train_step.py: SD1.5-size random parts)
 
 from lora_lab.host.protocol import PreviewRequest  # noqa: E402
-from lora_lab.sampling import sample  # noqa: E402
+from lora_lab.hosts.standalone.sampling import sample  # noqa: E402
 from lora_lab.sweep.scoring import score_sweep  # noqa: E402
 
 

@@ -50,11 +50,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lora_lab.devtools.sample_dataset import build_sample_dataset  # noqa: E402
-from lora_lab.host.families import family_config  # noqa: E402
-from lora_lab.host.ldm_import import import_ldm, import_open_clip  # noqa: E402
-from lora_lab.host.ldm_loader import clip_tokenizer  # noqa: E402
+from lora_lab.hosts.standalone.families import family_config  # noqa: E402
+from lora_lab.hosts.standalone.ldm_import import import_ldm, import_open_clip  # noqa: E402
+from lora_lab.files.clip_files import clip_tokenizer  # noqa: E402
 from lora_lab.host.progress import InterruptEvent, ReentrantExclusive  # noqa: E402
-from lora_lab.host.protocol import HostInfo, ModelParts  # noqa: E402
+from lora_lab.host.protocol import Host, HostInfo, ModelParts  # noqa: E402
 from lora_lab.train import TrainConfig, train  # noqa: E402
 from lora_lab.train.sdpa import sdpa_attention  # noqa: E402
 from lora_lab.train.text import SdxlText, encode_text, size_vector  # noqa: E402
@@ -102,7 +102,7 @@ class StepClock:
         pass
 
 
-class BenchHost:
+class BenchHost(Host):
     name = "bench"
     # The CLI's case: LoRA Lab's own process, so the trainer holds glibc's heap steady for the run
     # (train/allocator.py) — and the floor's steps, run inside it, get the same heap. Without it
@@ -145,7 +145,7 @@ def _reinit_zeros(model: torch.nn.Module) -> None:
 def clip_l() -> tuple[torch.nn.Module, Any]:
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from lora_lab.host.clip_files import CLIP_L_TEXT, text_config
+    from lora_lab.files.clip_files import CLIP_L_TEXT, text_config
 
     c = CLIP_L_TEXT
     te = CLIPTextModel(CLIPTextConfig(**text_config(c["hidden_size"], c["intermediate_size"],
@@ -172,7 +172,7 @@ def build_sdxl_parts(device: torch.device) -> ModelParts:
     import_ldm()
     from ldm.models.autoencoder import AutoencoderKL
 
-    from lora_lab.host.sgm_import import import_sgm
+    from lora_lab.hosts.standalone.sgm_import import import_sgm
 
     import_sgm()
     from sgm.modules.diffusionmodules.openaimodel import UNetModel

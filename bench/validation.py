@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lora_lab.devtools.sample_dataset import build_sample_dataset  # noqa: E402
 from lora_lab.devtools.tiny_model import build_tiny_model  # noqa: E402
 from lora_lab.host.progress import RecordingProgress  # noqa: E402
-from lora_lab.host.standalone import StandaloneHost  # noqa: E402
+from lora_lab.hosts.standalone.host import StandaloneHost  # noqa: E402
 from lora_lab.train import TrainConfig, train  # noqa: E402
 
 

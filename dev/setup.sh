@@ -39,7 +39,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip_q "${reqs[@]}" -c .venv/constraints.txt
   # ldm as the WebUI has it (stable-diffusion-sdkit) and open_clip (SD2's text encoder, CLIP's BPE
   # vocabulary): their declared dependencies conflict with the WebUI's pins; torchvision, which
-  # both import but never use for LoRA Lab, gets an import-time stand-in (lora_lab/host/ldm_import.py)
+  # both import but never use for LoRA Lab, gets an import-time stand-in (lora_lab/hosts/standalone/ldm_import.py)
   pip_q --no-deps stable-diffusion-sdkit==2.1.5 open-clip-torch==2.20.0
   # LoRA Lab itself, editable: `python -m lora_lab` / `lora-lab` from any folder
   pip_q --no-deps --no-build-isolation -e .

@@ -122,7 +122,7 @@ fi
 
 # --- 4. tiny checkpoints, built by project code (byte-identical on rebuild) ------------------------
 PROJECT_PY=$REPO/.venv/bin/python
-models_key="$(cd "$REPO" && find lora_lab/devtools lora_lab/host -name '*.py' | sort | xargs cat | sha256sum | cut -c1-16) $SELF"
+models_key="$(cd "$REPO" && find lora_lab/devtools lora_lab/host lora_lab/hosts/standalone lora_lab/files -name '*.py' | sort | xargs cat | sha256sum | cut -c1-16) $SELF"
 if ! fresh models "$models_key"; then
   begin models
   [ -x "$PROJECT_PY" ] || bash "$REPO/dev/setup.sh" >>"$LOG" 2>&1

@@ -59,7 +59,7 @@ def standalone_host(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
 
 def _loaded_host(checkpoint: Path, home: Path):
     from lora_lab.host.progress import RecordingProgress
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     host = StandaloneHost(checkpoint, home=home, progress=RecordingProgress())
     host.model_parts()
@@ -131,7 +131,7 @@ def sgm(tmp_path_factory: pytest.TempPathFactory):
     the generative-models archive in ../shared/webui-src; skipped with the reason when neither exists."""
     import tarfile
 
-    from lora_lab.host.sgm_import import import_sgm, sgm_root
+    from lora_lab.hosts.standalone.sgm_import import import_sgm, sgm_root
 
     root = sgm_root()
     archives = sorted(webui_sources().glob("generative-models-*.tar.gz"))
@@ -159,7 +159,7 @@ def tiny_sdxl_checkpoint(sgm, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sdxl_host(tiny_sdxl_checkpoint: Path, sgm, tmp_path_factory: pytest.TempPathFactory):
     from lora_lab.host.progress import RecordingProgress
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     host = StandaloneHost(tiny_sdxl_checkpoint, home=tmp_path_factory.mktemp("lora-lab-home-sdxl"),
                           progress=RecordingProgress(), sgm_root=Path(sgm.__file__).parents[1])

@@ -13,7 +13,7 @@ from PIL import Image
 from lora_lab import access
 from lora_lab.access import FolderAccess, PathNotAllowed
 from lora_lab.host.progress import RecordingProgress
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 
 from .test_api_dataset import call
 
@@ -32,7 +32,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def api(places: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from lora_lab.glue.standalone_app import Server
+    from lora_lab.hosts.standalone.app import Server
 
     host = StandaloneHost(home=tmp_path_factory.mktemp("home"), progress=RecordingProgress())
     running = Server(host, allow=[places["allowed"]]).start()

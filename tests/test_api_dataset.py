@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from lora_lab.host.progress import RecordingProgress
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from lora_lab.glue.standalone_app import Server
+    from lora_lab.hosts.standalone.app import Server
 
     host = StandaloneHost(home=tmp_path_factory.mktemp("home"), progress=RecordingProgress())
     running = Server(host, allow=[tmp_path_factory.getbasetemp()]).start()

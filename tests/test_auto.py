@@ -15,7 +15,7 @@ from lora_lab.auto.flow import run_auto
 from lora_lab.auto.options import AutoOptions
 from lora_lab.devtools.sample_dataset import build_sample_dataset
 from lora_lab.host.progress import RecordingProgress
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 
 TINY = {"resolution": 64, "min_bucket_reso": 64, "max_bucket_reso": 128, "dim": 4, "alpha": 4.0,
         "unet_lr": 1e-3, "te_lr": 1e-4, "mixed_precision": "no", "validation_images": 2}

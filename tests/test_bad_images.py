@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from lora_lab.host.progress import RecordingProgress
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 from lora_lab.tagging import TagRunOptions, tag_folder
 
 

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def page_url(tiny_checkpoint) -> Iterator[str]:
-    from lora_lab.glue.standalone_app import Server
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.app import Server
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     server = Server(StandaloneHost(tiny_checkpoint)).start()
     try:
@@ -41,8 +41,8 @@ def test_tab_renders_and_refresh_works(browser, page_url: str) -> None:
 @pytest.fixture(scope="module")
 def dataset_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from lora_lab.devtools.tiny_tagger import build_tiny_tagger
-    from lora_lab.glue.standalone_app import Server
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.app import Server
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     home = tmp_path_factory.mktemp("home")
     build_tiny_tagger(home / "models" / "taggers" / "tiny")
@@ -63,7 +63,7 @@ def tiny_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m lora_lab ui --tiny`, as a newcomer starts it."""
     from lora_lab.cli import build_parser
     from lora_lab.commands.ui import tiny_host
-    from lora_lab.glue.standalone_app import Server
+    from lora_lab.hosts.standalone.app import Server
 
     home = tmp_path_factory.mktemp("tiny-home")
     host = tiny_host(build_parser().parse_args(["ui", "--tiny", "--home", str(home)]))

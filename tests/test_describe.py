@@ -11,7 +11,7 @@ from PIL import Image
 
 from lora_lab.dataset import actions
 from lora_lab.host.progress import RecordingProgress
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 
 
 class DescribingHost(StandaloneHost):

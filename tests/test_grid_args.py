@@ -7,7 +7,7 @@ import pytest
 from lora_lab.sweep.grid_args import (
     ARG_NAMES, GridArgs, GridArgsError, from_infotext, infotext_fields, parse_args,
 )
-from lora_lab.glue.webui.xyz_axes import AxisError, prepare_epochs, prepare_weights
+from lora_lab.hosts.webui.xyz_axes import AxisError, prepare_epochs, prepare_weights
 
 
 def test_arguments_come_in_the_documented_order_with_defaults_for_the_rest() -> None:

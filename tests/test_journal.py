@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_lab.dataset.atomic import TMP_MARK, WriteRefused, WritesRefused, replace_files, temp_name
+from lora_lab.files.atomic import TMP_MARK, WriteRefused, WritesRefused, replace_files, temp_name
 from lora_lab.dataset.journal import LIMIT, Journal, JournalError, Operation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -167,7 +167,7 @@ def test_promote_copies_the_recommended_epoch_and_touches_nothing_else(sweep: Sw
 
 @pytest.fixture
 def standalone_home(tmp_path: Path) -> Any:
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     return StandaloneHost(None, home=tmp_path), tmp_path
 
@@ -183,8 +183,8 @@ def test_recent_sweeps_are_found_where_the_host_keeps_them(sweep: SweepManifest,
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, SweepManifest]]:
-    from lora_lab.glue.standalone_app import Server
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.app import Server
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     manifest = make_sweep(tmp_path)
     running = Server(StandaloneHost(None, home=tmp_path)).start()
@@ -267,8 +267,8 @@ def test_marking_a_hit_by_keyboard(tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from lora_lab.glue.standalone_app import Server
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.app import Server
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     manifest = make_sweep(tmp_path)
     server = Server(StandaloneHost(None, home=tmp_path)).start()

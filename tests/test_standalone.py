@@ -12,7 +12,7 @@ import pytest
 from lora_lab.cli import main
 from lora_lab.host.progress import InterruptEvent, ReentrantExclusive
 from lora_lab.host.protocol import Host, PreviewRequest
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 
 
 def test_standalone_host_satisfies_the_protocol(standalone_host: StandaloneHost) -> None:
@@ -40,7 +40,7 @@ def test_preview_is_deterministic_and_prompt_dependent(standalone_host: Standalo
 
 
 def test_bad_checkpoints_get_a_clear_message(tmp_path: Path) -> None:
-    from lora_lab.host.ldm_loader import CheckpointError
+    from lora_lab.hosts.standalone.ldm_loader import CheckpointError
 
     with pytest.raises(CheckpointError, match="not found"):
         StandaloneHost(tmp_path / "missing.safetensors").model_parts()
@@ -78,7 +78,7 @@ def test_dev_commands_build_models(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_server_serves_the_tab_and_the_api(standalone_host: StandaloneHost) -> None:
-    from lora_lab.glue.standalone_app import Server
+    from lora_lab.hosts.standalone.app import Server
 
     server = Server(standalone_host).start()
     try:
@@ -98,7 +98,7 @@ def test_a_loaded_model_holds_exactly_the_checkpoints_weights(tiny_checkpoint: P
     import torch
     from safetensors.torch import load_file
 
-    from lora_lab.host.ldm_loader import load_ldm
+    from lora_lab.hosts.standalone.ldm_loader import load_ldm
 
     model, family = load_ldm(tiny_checkpoint)
     state = model.state_dict()

@@ -138,8 +138,8 @@ def test_the_api_rescores_as_a_job_and_serves_the_scores(scored_sweep, tiny_tagg
     import shutil
     import time
 
-    from lora_lab.glue.standalone_app import Server
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.app import Server
+    from lora_lab.hosts.standalone.host import StandaloneHost
     from lora_lab.sweep.review import set_ratings
 
     from .test_api_dataset import call
@@ -171,7 +171,7 @@ def test_the_review_tab_scores_and_shows_the_score_map_and_shortlist(scored_swee
     import shutil
 
     from lora_lab.glue.tabs.review_tab import open_sweep, rescore
-    from lora_lab.host.standalone import StandaloneHost
+    from lora_lab.hosts.standalone.host import StandaloneHost
 
     from .test_review_tab import value
 

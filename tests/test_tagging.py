@@ -16,7 +16,7 @@ from lora_lab.dataset.images import ImageProblem
 from lora_lab.dataset.journal import Journal
 from lora_lab.devtools.tiny_tagger import build_tiny_tagger
 from lora_lab.host.progress import RecordingProgress
-from lora_lab.host.standalone import StandaloneHost
+from lora_lab.hosts.standalone.host import StandaloneHost
 from lora_lab.tagging import (TaggerError, TagOptions, TagRunOptions, download_model, find_models,
                               load_tagger, loaded_taggers, predict_files, preview_tags, resolve_model,
                               tag_folder, unload_taggers)

@@ -17,8 +17,8 @@ def test_checkpoint_loads_into_real_ldm_with_every_key(tiny_model_dir: Path) -> 
     from omegaconf import OmegaConf
     from safetensors.torch import load_file
 
-    from lora_lab.host.ldm_import import import_ldm
-    from lora_lab.host.ldm_loader import _offline_clip
+    from lora_lab.hosts.standalone.ldm_import import import_ldm
+    from lora_lab.hosts.standalone.ldm_loader import _offline_clip
 
     import_ldm()
     from ldm.util import instantiate_from_config
@@ -34,7 +34,7 @@ def test_checkpoint_loads_into_real_ldm_with_every_key(tiny_model_dir: Path) -> 
 def test_unet_output_is_non_zero_and_depends_on_the_prompt(standalone_host) -> None:
     parts = standalone_host.model_parts()
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    from lora_lab.sampling import encode_prompts
+    from lora_lab.hosts.standalone.sampling import encode_prompts
 
     cond = encode_prompts(parts, ["a photo of a cat", "a red house"])["context"]
     with torch.no_grad():

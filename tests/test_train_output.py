@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from lora_lab.devtools.sample_dataset import build_sample_dataset
-from lora_lab.host.ldm_loader import parts_from_ldm
+from lora_lab.hosts.standalone.ldm_loader import parts_from_ldm
 from lora_lab.host.protocol import PreviewRequest
 from lora_lab.train import TrainConfig, TrainResult, train
 from lora_lab.train.network import inject

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from lora_lab.devtools.sample_dataset import build_sample_dataset
 from lora_lab.host.fingerprint import parts_fingerprint
-from lora_lab.host.ldm_loader import parts_from_ldm
+from lora_lab.hosts.standalone.ldm_loader import parts_from_ldm
 from lora_lab.train import TrainConfig, train
 from lora_lab.train.keys import Target, te_targets
 from lora_lab.train.network import LoRANetwork, inject

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 from lora_lab.devtools.sample_dataset import build_sample_dataset
 from lora_lab.host.fingerprint import parts_fingerprint
-from lora_lab.host.ldm_loader import resolve_config
-from lora_lab.host.families import family_of
-from lora_lab.host.sgm_loader import parts_from_sgm
+from lora_lab.hosts.standalone.ldm_loader import resolve_config
+from lora_lab.hosts.standalone.families import family_of
+from lora_lab.hosts.sgm_parts import parts_from_sgm
 from lora_lab.train import TrainConfig, train
 from lora_lab.train.keys import TE1_PREFIX, TE2_PREFIX, te_targets, unet_targets
 from lora_lab.train.loop import diffusion_loss

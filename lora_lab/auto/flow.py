@@ -79,7 +79,7 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
         raise Refused(f"cannot read the dataset folder {dataset} (permission denied)")
     if not find_images(dataset, recursive=True).images:
         raise Refused(f"no images in {dataset} (looked for .png, .jpg, .jpeg, .webp, .bmp in it and its sub-folders)")
-    problem = getattr(host, "checkpoint_problem", lambda: None)()
+    problem = host.checkpoint_problem()
     if problem:
         raise Refused(problem)
     info = host.info()
@@ -87,7 +87,7 @@ def preflight(host: Host, options: AutoOptions, checkpoint: str | None,
         what = f"the checkpoint {info.checkpoint}" if info.checkpoint else "no checkpoint"
         raise Refused(f"{what}: LoRA Lab trains SD1, SD2 and SDXL models and cannot tell what this is"
                       if info.checkpoint else "no model: pass --checkpoint PATH (an SD1, SD2 or SDXL checkpoint)")
-    if getattr(host, "render_images", None) is None:
+    if not host.supports("render_images"):
         raise Refused(f"the {host.name} host cannot render sweeps")
     try:
         tagger = choose_tagger(options.tagger, host.models_dir())

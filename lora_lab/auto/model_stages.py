@@ -2,34 +2,24 @@
 after an interrupt), the sweep of epochs × weights with a no-LoRA baseline, and its scores."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from ..sweep.evidence import KEYS, TRAIN_KEY, file_metadata
+from ..files.lora_files import LOSS_KEYS, TRAIN_LOSS_KEY, epoch_of, file_metadata, read_run_file
+from ..files.lora_files import epoch_files as lora_epoch_files
 from ..sweep.family import float_or_none
 from .context import Context, Interrupted
 from .options import Variant, stage_name
 
-_EPOCH_FILE = re.compile(r"-(\d{6})$")
-
 
 def epoch_files(ctx: Context, variant: Variant) -> list[Path]:
     """The variant's epoch files in order, the final file last when there is one."""
-    folder = ctx.lora_dir
-    numbered = sorted(p for p in folder.glob(f"{variant.lora_name}-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors"))
-    final = folder / f"{variant.lora_name}.safetensors"
-    return numbered + ([final] if final.is_file() else [])
+    return lora_epoch_files(ctx.lora_dir, variant.lora_name)
 
 
 def _run_state(ctx: Context, variant: Variant) -> str | None:
-    from ..sweep.jsonfile import JsonFileError, read_json
-
-    try:
-        data = read_json(ctx.lora_dir / f"{variant.lora_name}.lora_lab.json")
-    except (JsonFileError, OSError):
-        return None
-    return data.get("result", {}).get("state") if isinstance(data, dict) else None
+    data = read_run_file(ctx.lora_dir, variant.lora_name)
+    return data.get("result", {}).get("state") if data else None
 
 
 def epoch_record(path: Path) -> dict[str, Any]:
@@ -37,9 +27,9 @@ def epoch_record(path: Path) -> dict[str, Any]:
     meta = file_metadata(path)
     epoch = meta.get("ss_epoch")
     return {"epoch": int(epoch) if epoch and epoch.isdigit() else None, "file": str(path),
-            "train_loss": float_or_none(meta.get(TRAIN_KEY)),
-            "val_loss": float_or_none(meta.get(KEYS["val"])),
-            "stable_loss": float_or_none(meta.get(KEYS["stable"]))}
+            "train_loss": float_or_none(meta.get(TRAIN_LOSS_KEY)),
+            "val_loss": float_or_none(meta.get(LOSS_KEYS["val"])),
+            "stable_loss": float_or_none(meta.get(LOSS_KEYS["stable"]))}
 
 
 def training(ctx: Context, variant: Variant) -> dict[str, Any]:
@@ -50,10 +40,10 @@ def training(ctx: Context, variant: Variant) -> dict[str, Any]:
     final = ctx.lora_dir / f"{variant.lora_name}.safetensors"
     resumed = None
     if not (final.is_file() and _run_state(ctx, variant) == "finished"):
-        done = [p for p in epoch_files(ctx, variant) if _EPOCH_FILE.search(p.stem)]
+        done = [p for p in epoch_files(ctx, variant) if epoch_of(p.stem) is not None]
         if done:
             last = done[-1]
-            epoch = int(_EPOCH_FILE.search(last.stem).group(1))  # type: ignore[union-attr]
+            epoch = epoch_of(last.stem) or 0
             if epoch < int(values["epochs"]):
                 values.update(resume_from=str(last), start_epoch=epoch)
                 resumed = epoch

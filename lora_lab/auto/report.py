@@ -262,8 +262,8 @@ def render_report(doc: dict[str, Any], name: str) -> str:
 
 
 def write_report(doc: dict[str, Any], name: str, folder: Path) -> Path:
-    from ..dataset.atomic import write_atomic
-    from ..sweep.jsonfile import write_json_atomic
+    from ..files.atomic import write_atomic
+    from ..files.jsonfile import write_json_atomic
 
     path = folder / REPORT_NAME
     write_json_atomic(folder / "report.json", doc)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..sweep.jsonfile import JsonFileError, read_json, write_json_atomic
+from ..files.jsonfile import JsonFileError, read_json, write_json_atomic
 
 SCHEMA = "lora-lab/auto"
 STATE_NAME = "auto.json"

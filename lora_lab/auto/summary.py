@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..files.lora_files import run_file
 from ..sweep.manifest import SweepManifest, load_manifest
 from ..sweep.scoring import load_scores, shortlist
 from .options import Variant, stage_name
@@ -115,7 +116,7 @@ def loss_curve(run_file: Path, files: list[dict[str, Any]]) -> list[dict[str, An
     """Train, validation and stable loss of every epoch: the run file has each epoch the last
     training run trained (after `start_epoch` when it continued an earlier one); the epoch files
     fill in the epochs before that."""
-    from ..sweep.jsonfile import JsonFileError, read_json
+    from ..files.jsonfile import JsonFileError, read_json
 
     by_epoch = {e["epoch"]: {k: e.get(k) for k in ("epoch", "train_loss", "val_loss", "stable_loss")}
                 for e in files if e.get("epoch") is not None}
@@ -143,7 +144,7 @@ def variant_summary(state: AutoState, variant: Variant) -> dict[str, Any]:
     epochs = training.result.get("epochs", []) if training else []  # read from the files when training ended
     out["epochs"] = [{k: e[k] for k in ("epoch", "file", "train_loss", "val_loss", "stable_loss")} for e in epochs]
     if epochs:
-        out["loss_curve"] = loss_curve(Path(epochs[0]["file"]).parent / f"{variant.lora_name}.lora_lab.json", epochs)
+        out["loss_curve"] = loss_curve(run_file(Path(epochs[0]["file"]).parent, variant.lora_name), epochs)
     sweep = state.stages.get(stage_name("sweep", variant))
     manifest = None
     if sweep is not None and sweep.result.get("manifest") and Path(sweep.result["manifest"]).is_file():

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..auto.flow import run_auto
     from ..auto.options import AutoOptions
     from ..host.progress import ctrl_c_sets
-    from ..host.standalone import default_home
+    from ..hosts.standalone.host import default_home
 
     home = args.home or default_home()
     train = _settings(args.extra)

@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dataset.atomic import WriteRefused
+    from ..files.atomic import WriteRefused
     from ..dataset.journal import Journal, JournalError
 
     folder: Path = args.dir

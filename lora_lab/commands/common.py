@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..host.standalone import StandaloneHost
+from ..hosts.standalone.host import StandaloneHost
 
 
 def add_host_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:

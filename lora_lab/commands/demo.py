@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cli import build_parser
     from ..devtools.sample_dataset import build_sample_dataset
-    from ..host.standalone import default_home
+    from ..hosts.standalone.host import default_home
 
     out = (args.out or default_home() / "demo").resolve()
     print("LoRA Lab demo on tiny random stand-in models: their tags and images are noise; what it shows "

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def tiny_model(args: argparse.Namespace) -> int:
     from ..devtools.tiny_model import build_tiny_model
 
-    from ..host.sgm_import import sgm_root_in
+    from ..hosts.standalone.sgm_import import sgm_root_in
 
     print(build_tiny_model(args.out_dir, args.family, sgm_root_in(args.sgm) if args.sgm else None))
     return 0

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_score(args: argparse.Namespace) -> int:
     from ..sweep.review_data import open_sweep
-    from ..host.standalone import default_home
+    from ..hosts.standalone.host import default_home
     from ..sweep.scoring import choose_tagger, score_sweep, shortlist
 
     manifest = open_sweep(args.manifest)

@@ -52,7 +52,7 @@ def _split(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from ..host.progress import ctrl_c_sets
-    from ..host.standalone import StandaloneHost
+    from ..hosts.standalone.host import StandaloneHost
     from ..tagging import TagOptions, download_model, find_models, taggers_dir
     from ..tagging.run import TagRunOptions, tag_folder
 

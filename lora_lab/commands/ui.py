@@ -36,7 +36,7 @@ def tiny_host(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..glue.standalone_app import Server
+    from ..hosts.standalone.app import Server
 
     host = tiny_host(args) if args.tiny else host_from_args(args)
     Server(host, port=args.port, allow=args.allow).run_forever()

@@ -11,6 +11,7 @@ from .caption_edits import CaptionStats, caption_stats
 from .captions import CaptionSet, load_captions, parse_caption
 from .journal import Journal
 from .tag_filter import parse_filter
+from ..host.protocol import NO_INTERROGATOR, HostCannot
 
 CAPTION_OPS = ("add", "trigger", "remove", "replace", "dedupe", "sort", "normalize", "prune")
 
@@ -101,9 +102,8 @@ def describe_with_host(host: Any, ref: DatasetRef, template: str = "{trigger}, {
     """Add a natural-language sentence from the host's interrogator (the WebUI's, when it has one)
     to each caption, combined with its tags by `template`; one journalled operation. Captions that
     already have a sentence keep it unless `overwrite`. Returns the number of captions written."""
-    interrogate = getattr(host, "interrogate", None)
-    if interrogate is None:
-        raise RuntimeError("this host has no image interrogator; natural-language captions need the WebUI")
+    if not host.supports("interrogate"):
+        raise HostCannot(NO_INTERROGATOR)
     from .captions import encode_caption
     from .images import ImageProblem, load_rgb
     from .journal import Operation
@@ -117,7 +117,7 @@ def describe_with_host(host: Any, ref: DatasetRef, template: str = "{trigger}, {
             if host.interrupt.is_set():
                 break
             try:
-                sentence = interrogate(load_rgb(f.image)).strip().rstrip(".")
+                sentence = host.interrogate(load_rgb(f.image)).strip().rstrip(".")
                 sentence = sentence[:1].upper() + sentence[1:]  # BLIP writes lower case; a caption
                 # sentence starts with a capital (that is how the caption parser tells it from tags)
             except ImageProblem:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import WriteRefused, WritesRefused, check_writable
+from ..files.atomic import WriteRefused, WritesRefused, check_writable
 from .caption_edits import Edit, add, chain, dedupe, remove, replace, sort, tag_frequency, trigger
 from .captions import (Caption, CaptionEncodingError, CaptionFile, CaptionProblem, CaptionSet,
                        TextFormat, caption_path, encode_caption, file_stamp, read_caption,

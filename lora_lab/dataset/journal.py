@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import (WriteRefused, WritesRefused, check_writable, read_bytes_or_none, replace_files,
+from ..files.atomic import (WriteRefused, WritesRefused, check_writable, read_bytes_or_none, replace_files,
                      temp_name, write_atomic)
 from .images import STATE_DIR
 

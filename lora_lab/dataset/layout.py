@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .atomic import TMP_MARK
+from ..files.atomic import TMP_MARK
 from .images import ImageProblem, find_images
 
 _REPEAT_FOLDER = re.compile(r"([0-9]+)(?:_(.*))?", re.DOTALL)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..safetensors_header import read_metadata as read_safetensors_metadata
+from ..files.safetensors_header import read_metadata as read_safetensors_metadata
 
 COMMON_TOKEN_ID = 10_000  # BPE ids follow merge order: a whole word below this is an everyday word
 LONG_TRIGGER_TOKENS = 4
@@ -45,7 +45,7 @@ class TokenCount:
 def count_tokens(text: str, tokenizer: Any = None) -> TokenCount:
     """CLIP tokens of text (without the start/end tokens every prompt gets)."""
     if tokenizer is None:
-        from ..host.ldm_loader import clip_tokenizer
+        from ..files.clip_files import clip_tokenizer
 
         tokenizer = clip_tokenizer()
     tokens = tokenizer.tokenize(text)

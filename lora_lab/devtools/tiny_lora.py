@@ -9,6 +9,8 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from ..files.lora_files import epoch_stem
+
 RANK = 4
 # UNet cross-attention and text-encoder attention: what the WebUI's loader maps for SD1.
 _SUFFIXES = (".attn2.to_k.weight", ".attn2.to_v.weight", ".attn1.to_q.weight")
@@ -56,7 +58,7 @@ def write_epochs(checkpoint: Path, lora_dir: Path, name: str, epochs: int, seed:
     lora_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for epoch in range(1, epochs + 1):
-        stem = name if epoch == epochs else f"{name}-{epoch:06d}"
+        stem = epoch_stem(name, None if epoch == epochs else epoch)
         meta = {"ss_output_name": name, "ss_session_id": f"{name}-{seed}", "ss_epoch": str(epoch),
                 "ss_training_started_at": "1700000000"}
         path = lora_dir / f"{stem}.safetensors"

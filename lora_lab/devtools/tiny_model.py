@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..host.clip_files import text_config, write_clip_folder
-from ..host.families import family_config
+from ..files.clip_files import text_config, write_clip_folder
+from ..hosts.standalone.families import family_config
 from ..host.protocol import Family
 
 SEED = 20240611
@@ -88,8 +88,8 @@ def build_tiny_model(out_dir: Path, family: Family = "sd1", sgm_root: Path | Non
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
-    from ..host.ldm_import import import_ldm, quiet
-    from ..host.ldm_loader import _offline_clip, _open_clip_without_downloads
+    from ..hosts.standalone.ldm_import import import_ldm, quiet
+    from ..hosts.standalone.ldm_loader import _offline_clip, _open_clip_without_downloads
 
     name = model_name(family)
     out_dir = Path(out_dir).resolve()
@@ -105,7 +105,7 @@ def build_tiny_model(out_dir: Path, family: Family = "sd1", sgm_root: Path | Non
     torch.manual_seed(SEED)
     try:
         if family == "sdxl":
-            from ..host.sgm_loader import build_sgm
+            from ..hosts.standalone.sgm_loader import build_sgm
 
             model = build_sgm(cfg, sgm_root)
         else:
@@ -125,7 +125,7 @@ def build_tiny_model(out_dir: Path, family: Family = "sd1", sgm_root: Path | Non
 
 def tiny_checkpoint(family: Family = "sd1") -> Path:
     """The tiny checkpoint in LoRA Lab's cache, built on first use."""
-    from ..host.ldm_loader import cache_dir
+    from ..files.clip_files import cache_dir
 
     folder = cache_dir() / "tiny-model"
     checkpoint = folder / f"{model_name(family)}.safetensors"

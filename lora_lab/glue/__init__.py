@@ -1,4 +1,3 @@
-"""Everything that imports the WebUI (`modules`), gradio or the web stack lives here, and nothing
-else in `lora_lab` imports those (tests/test_boundary.py enforces it): `webui/` (the WebUI host
-adapter, registration, the txt2img grid script), `tabs/` (the tab and its sub-tabs), `api/` (the
-HTTP routes) and `standalone_app` (the tab and API served without a WebUI)."""
+"""The front ends every host mounts: `tabs/` (the gradio tab and its sub-tabs) and `api/` (the HTTP
+routes). They talk to a `lora_lab.host.Host` and never to a WebUI or an adapter: the hosts mount
+them (`hosts/webui/register`, `hosts/standalone/app`)."""

@@ -1,18 +1,23 @@
 """What the core needs from a host, and nothing more.
 
-A host is the WebUI (`lora_lab.glue.webui.host`) or the standalone loader
-(`lora_lab.host.standalone`). Core code receives one and never asks where it came from.
+A host is the WebUI (`lora_lab.hosts.a1111.host`) or the standalone loader
+(`lora_lab.hosts.standalone.host`). Core code receives one and never asks where it came from.
 """
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
+
+    from .threads import ThreadTuner
+
+T = TypeVar("T")
 
 Family = Literal["sd1", "sd2", "sd2-v", "sdxl"]
 Parameterization = Literal["eps", "v"]
@@ -58,7 +63,7 @@ class ModelParts:
 
 @dataclass(frozen=True)
 class HostInfo:
-    name: str  # "webui" or "standalone"
+    name: str  # the adapter's `Host.name`: "webui" (A1111), "forge-neo" or "standalone"
     version: str  # host version (WebUI version, or LoRA Lab's own for standalone)
     model_family: Family | None  # None while no model is loaded
     checkpoint: str | None
@@ -96,34 +101,91 @@ class InterruptFlag(Protocol):
     def clear(self) -> None: ...
 
 
-@runtime_checkable
-class Host(Protocol):
-    # Optional, read with getattr: `owns_process = True` when the process is LoRA Lab's own (the
-    # standalone host), so the trainer may tune process-wide settings such as the allocator;
-    # `render_images(requests, notes=None) -> [(image, infotext)]`: txt2img as a person would run
-    # it, `<lora:name:w>` tags in the prompts applied from `lora_dir()` (sweeps need it).
-    name: str
+NO_INTERROGATOR = "this host has no image interrogator; natural-language captions need the A1111 WebUI's"
+
+
+class HostCannot(NotImplementedError):
+    """A capability this host does not have; the message says which and where it exists."""
+
+
+class Host:
+    """The contract. The first six methods every adapter implements; the rest are capabilities
+    with defaults that say "this host cannot" (ask with `supports`)."""
+
+    name: str = "host"
     progress: ProgressSink
     interrupt: InterruptFlag
+    # LoRA Lab's own process (standalone): the trainer may tune process-wide settings (allocator)
+    owns_process: bool = False
+    # CPU threads for the load on the machine; None: the host's own setting is left alone
+    threads: ThreadTuner | None = None
+    # inside a WebUI: long jobs run as its tasks, so its own progress bar and Interrupt follow them
+    in_webui: bool = False
 
+    # --- every host ---------------------------------------------------------------------------
     def info(self) -> HostInfo:
         """Cheap description; must not load a model."""
-        ...
+        raise NotImplementedError
 
     def model_parts(self) -> ModelParts:
         """The loaded model (loading it first if the host loads lazily)."""
-        ...
+        raise NotImplementedError
 
     def exclusive(self) -> AbstractContextManager[None]:
         """Hold the host's model exclusively (no generation runs meanwhile); re-entrant per thread."""
-        ...
+        raise NotImplementedError
 
     def render_preview(self, request: PreviewRequest) -> Image.Image:
         """Generate one image with the host's own pipeline (active hooks included)."""
-        ...
+        raise NotImplementedError
 
-    def lora_dir(self) -> Path: ...
+    def lora_dir(self) -> Path:
+        raise NotImplementedError
 
     def models_dir(self) -> Path:
         """Where LoRA Lab keeps its own models (taggers)."""
-        ...
+        raise NotImplementedError
+
+    # --- capabilities -------------------------------------------------------------------------
+    def supports(self, capability: str) -> bool:
+        """Whether this adapter implements the optional method `capability` (e.g. "render_images")."""
+        return getattr(type(self), capability, None) is not getattr(Host, capability)
+
+    def render_images(self, requests: list[PreviewRequest],
+                      notes: list[str] | None = None) -> list[tuple[Image.Image, str]]:
+        """txt2img as a person would run it: `<lora:name:w>` tags in the prompts apply files from
+        `lora_dir()`; each image with its infotext. Sweeps and Auto need it."""
+        raise HostCannot(f"the {self.name} host cannot render sweeps")
+
+    def checkpoint_problem(self) -> str | None:
+        """Why the model cannot be trained on, known before loading it (None: nothing known)."""
+        return None
+
+    def checkpoint_file(self) -> Path | None:
+        """The checkpoint file this host loads itself (standalone); None where the host's own UI
+        chooses the model (WebUIs)."""
+        return None
+
+    def runs_dir(self) -> Path:
+        """Where one-run (`auto`) flows keep their folders."""
+        return self.models_dir().parent / "auto"
+
+    def sweep_roots(self) -> list[Path]:
+        """The folders this host's sweeps go to (the review lists what is there)."""
+        return []
+
+    def run_job(self, task_id: str, work: Callable[[], T]) -> T:
+        """Run a long job; a WebUI registers `task_id` so its progress bar follows it."""
+        return work()
+
+    def interrogate(self, image: Image.Image) -> str:
+        """A sentence about the image from the host's interrogator."""
+        raise HostCannot(NO_INTERROGATOR)
+
+    def conditioning_check(self, prompt: str, width: int, height: int) -> dict[str, object]:
+        """The trainer's conditioning for `prompt` against the host's own (max differences)."""
+        raise HostCannot("only a WebUI host has its own conditioning to compare with")
+
+    def lora_load_report(self, name: str) -> dict[str, object]:
+        """How many of a LoRA file's modules the host's own Lora loader matches."""
+        raise HostCannot("only a WebUI host loads LoRAs with its own loader")

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..safetensors_header import HeaderError, read_metadata
+from ..files.lora_files import LOSS_KEYS, file_metadata
 from .family import float_or_none
 from .manifest import SweepManifest
-
-KEYS = {"stable": "lora_lab_stable_loss", "val": "lora_lab_val_loss"}
-TRAIN_KEY = "lora_lab_train_loss"  # the epoch's mean training loss (files saved at an epoch's end)
-
-
-def file_metadata(path: Path) -> dict[str, str]:
-    """The file's metadata; empty when it cannot be read (any more)."""
-    try:
-        return read_metadata(Path(path))
-    except (OSError, HeaderError):
-        return {}
 
 
 def epoch_losses(manifest: SweepManifest) -> list[dict[str, float | None]]:
@@ -26,6 +15,6 @@ def epoch_losses(manifest: SweepManifest) -> list[dict[str, float | None]]:
     out = []
     for row in manifest.rows:
         meta = file_metadata(Path(row.file))
-        out.append({name: float_or_none(meta.get(key)) for name, key in KEYS.items()})
+        out.append({name: float_or_none(meta.get(key)) for name, key in LOSS_KEYS.items()})
     return out
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..safetensors_header import HeaderError, read_metadata
+from ..files.lora_files import EPOCH_NAME, STEP_NAME
+from ..files.safetensors_header import HeaderError, read_metadata
 
 LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
-_EPOCH_NAME = re.compile(r"^(?P<base>.+)-(?P<epoch>\d{6})$")
-_STEP_NAME = re.compile(r"^(?P<base>.+)-step(?P<steps>\d{8})$")
 
 
 class FamilyError(ValueError):
@@ -178,9 +177,9 @@ def _describe(path: Path) -> tuple[EpochFile, str]:
         except (FamilyError, OSError) as e:
             problem = str(e).removeprefix(f"{path.name}: ")
     kind, base, name_epoch, steps = "final", stem, None, None
-    if m := _EPOCH_NAME.match(stem):
+    if m := EPOCH_NAME.match(stem):
         kind, base, name_epoch = "epoch", m["base"], int(m["epoch"])
-    elif m := _STEP_NAME.match(stem):
+    elif m := STEP_NAME.match(stem):
         kind, base, steps = "step", m["base"], int(m["steps"])
     output_name = meta.get("ss_output_name") or None
     if output_name == stem and kind != "final":

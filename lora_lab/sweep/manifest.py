@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from .jsonfile import JsonFileError, read_json, write_json_atomic
+from ..files.jsonfile import JsonFileError, read_json, write_json_atomic
 from .pages import PageLayout
 from .plan import SweepPlan
 

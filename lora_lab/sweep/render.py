@@ -63,9 +63,6 @@ def open_or_new(plan: SweepPlan, path: Path, parameters: dict[str, Any]) -> Swee
 def render_sweep(host: Host, plan: SweepPlan, manifest: SweepManifest, settings: RenderSettings) -> list[str]:
     """Render every missing cell of `manifest`, then its pages; returns notes for the person.
     Stops early (pages not drawn) when the host's interrupt is set."""
-    render = getattr(host, "render_images", None)
-    if render is None:
-        raise RuntimeError(f"the {host.name} host cannot render sweeps")
     folder = manifest.folder
     (folder / "images").mkdir(parents=True, exist_ok=True)
     todo = [cell for cell in manifest.cells if not cell_on_disk(manifest, cell)]
@@ -83,7 +80,7 @@ def render_sweep(host: Host, plan: SweepPlan, manifest: SweepManifest, settings:
                                        seed=image.seed, steps=settings.steps, cfg_scale=settings.cfg_scale,
                                        width=settings.width, height=settings.height)
                         for image in cell.images]
-            results = render(requests, notes)
+            results = host.render_images(requests, notes)
             if len(results) < len(requests):  # the host stopped mid-cell (interrupt): the cell is redone later
                 return notes
             for i, (image, info) in enumerate(results):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .family import LORA_SUFFIXES
-from .jsonfile import JsonFileError, read_json, write_json_atomic
+from ..files.jsonfile import JsonFileError, read_json, write_json_atomic
 from .manifest import ManifestCell, SweepManifest
 from .weights import format_weight
 

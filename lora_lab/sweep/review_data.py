@@ -118,7 +118,7 @@ def set_preferred_weight(lora: Path, weight: float) -> None:
     uses the weight the sweep chose; the card's other fields are kept."""
     import json
 
-    from ..dataset.atomic import write_atomic
+    from ..files.atomic import write_atomic
 
     card_path = lora.with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}

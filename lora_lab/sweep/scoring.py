@@ -3,7 +3,6 @@ measures of `scores.py` per image and cell, and keep them in the manifest beside
 image (re-scoring, e.g. with another tagger, replaces them)."""
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..dataset.images import find_images, load_rgb
+from ..files.lora_files import read_run_file
 from .manifest import SweepManifest
 from .scores import BETA, THRESHOLD, artefact, characteristic_tags, rank_correlation, score_cell
 
@@ -49,10 +49,9 @@ def _store(manifest: SweepManifest, how: dict[str, Any], cells: dict[str, Any]) 
 def training_folder(manifest: SweepManifest) -> Path | None:
     """The dataset the LoRA was trained on, from LoRA Lab's run file beside its epoch files."""
     for row in manifest.rows:
-        run = Path(row.file).with_name(f"{manifest.family}.lora_lab.json")
-        if run.is_file():
-            folder = json.loads(run.read_text(encoding="utf-8")).get("config", {}).get("dataset_dir")
-            if folder and Path(folder).is_dir():
+        run = read_run_file(Path(row.file).parent, manifest.family) or {}
+        folder = run.get("config", {}).get("dataset_dir")
+        if folder and Path(folder).is_dir():
                 return Path(folder)
     return None
 

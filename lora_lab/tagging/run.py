@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..dataset.atomic import WriteRefused, check_writable
+from ..files.atomic import WriteRefused, check_writable
 from ..dataset.caption_edits import trigger as trigger_first
 from ..dataset.captions import (Caption, CaptionEncodingError, TextFormat, caption_path,
                                 check_caption_ext, encode_caption, merge_tags, read_caption,

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..dataset.atomic import write_atomic
+from ..files.atomic import write_atomic
+from ..files.lora_files import LOSS_KEYS, TRAIN_LOSS_KEY, epoch_stem, run_file
 from ..host.progress import EtaClock
 from ..host.protocol import Host, ModelParts, PreviewRequest
 from .allocator import steady_heap
@@ -39,7 +40,7 @@ from .keys import TE1_PREFIX, TE2_PREFIX, LayoutError, te_targets, unet_targets
 from .latents import Interrupted, LatentCache, encode_latents
 from .network import LoRANetwork, inject
 from .optim import make_optimizer, make_scheduler
-from .save import SAVE_DTYPES, card_sidecar, epoch_metadata, file_name, output_dir_problems, \
+from .save import SAVE_DTYPES, card_sidecar, epoch_metadata, output_dir_problems, \
     read_resume_file, resume_problems, run_metadata, save_lora, write_json
 from .sdpa import sdpa_attention
 from .text import FrozenTextCache, SdxlText, encode_text, size_vector
@@ -314,7 +315,7 @@ class _Run:
         self._write_run_file()
         heap = contextlib.ExitStack()  # our own process on the CPU: no page-fault churn per step
         heap.enter_context(steady_heap(self.device.type == "cpu"
-                                       and getattr(self.host, "owns_process", False)))
+                                       and self.host.owns_process))
         try:
             status.state = "caching"
             self.latents = encode_latents(self.parts, self.dataset, config.flip, config.seed,
@@ -468,7 +469,7 @@ class _Run:
     def _adjust_threads(self) -> None:
         """On the CPU outside the WebUI: threads for the cores other processes leave free (the host
         has a `threads` tuner); the WebUI's own setting is never touched."""
-        tuner = getattr(self.host, "threads", None)
+        tuner = self.host.threads
         if tuner is not None and self.device.type == "cpu":
             tuner.adjust()
 
@@ -539,15 +540,15 @@ class _Run:
 
     def _save(self, epoch: int | None, image: Image.Image | None, epoch_end: bool = False) -> None:
         config = self.config
-        stem = file_name(config.name, epoch)
+        stem = epoch_stem(config.name, epoch)
         path = self.out_dir / f"{stem}.safetensors"
         meta = epoch_metadata(self.base_metadata, stem, self.epochs_done, self.steps_done, stem)
         if epoch_end and self.status.epoch_losses:
-            meta["lora_lab_train_loss"] = f"{self.status.epoch_losses[-1]:.6f}"
+            meta[TRAIN_LOSS_KEY] = f"{self.status.epoch_losses[-1]:.6f}"
         if self.status.stable_losses:  # the evidence the grid and review read later
-            meta["lora_lab_stable_loss"] = f"{self.status.stable_losses[-1]:.6f}"
+            meta[LOSS_KEYS["stable"]] = f"{self.status.stable_losses[-1]:.6f}"
             if self.status.val_losses[-1] is not None:
-                meta["lora_lab_val_loss"] = f"{self.status.val_losses[-1]:.6f}"
+                meta[LOSS_KEYS["val"]] = f"{self.status.val_losses[-1]:.6f}"
         save_lora(path, self.network.state_dict_for_file(SAVE_DTYPES[config.save_precision]), meta)
         note = f"LoRA Lab run {self.session_id}: epoch {self.epochs_done}, step {self.steps_done}"
         write_json(self.out_dir / f"{stem}.json",
@@ -576,12 +577,12 @@ class _Run:
         self.status.message += f"; saved step {self.steps_done} as {self.config.name}.safetensors"
 
     def _write_run_file(self) -> None:
-        """`<name>.lora_lab.json`: the settings, the step plan and how the run went."""
+        """The run file (`files.lora_files`): the settings, the step plan and how the run went."""
         data = {"lora_lab_version": self.base_metadata.get("lora_lab_version"),
                 "checkpoint": self.parts.checkpoint_name, "family": self.parts.family,
                 "config": self.config.to_dict(), "plan": self.plan.to_dict(),
                 "result": self.status.to_dict()}
         try:
-            write_json(self.out_dir / f"{self.config.name}.lora_lab.json", data)
+            write_json(run_file(self.out_dir, self.config.name), data)
         except OSError as e:
             self.status.add_note(f"could not write the run file: {e}")

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from .. import __version__
-from ..dataset.atomic import write_atomic
+from ..files.atomic import write_atomic
 from ..host.protocol import ModelParts
 from .config import TrainConfig, TrainConfigError
 from .data import Dataset
@@ -37,11 +37,6 @@ def data_section_sha256(blob: bytes) -> str:
 
 def legacy_hash(blob: bytes) -> str:
     return hashlib.sha256(blob[0x100000:0x110000]).hexdigest()[:8]
-
-
-def file_name(name: str, epoch: int | None) -> str:
-    """`name-000002` for epoch files (sd-scripts' pattern), `name` for the final one."""
-    return name if epoch is None else f"{name}-{epoch:06d}"
 
 
 def run_metadata(config: TrainConfig, parts: ModelParts, dataset: Dataset, clip_skip: int,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException
 
 from ... import __version__
 from ...access import FolderAccess, PathNotAllowed
-from ...host.protocol import Host
+from ...host.protocol import Host, HostCannot
 from ...jobs import registry
 
 PREFIX = "/lora-lab/v1"
@@ -50,10 +50,10 @@ def make_router(get_host: Callable[[], Host], access: FolderAccess,
     def conditioning_check(prompt: str = "ohwx, a red square", width: int = 1024,
                            height: int = 1024) -> dict[str, Any]:
         """WebUI: the trainer's conditioning against the WebUI's own for a prompt (max differences)."""
-        check = getattr(get_host(), "conditioning_check", None)
-        if check is None:
-            raise HTTPException(501, "only the WebUI host has its own conditioning to compare with")
-        return check(prompt, width, height)
+        try:
+            return get_host().conditioning_check(prompt, width, height)
+        except HostCannot as e:
+            raise HTTPException(501, str(e)) from None
 
     @router.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict[str, Any]:

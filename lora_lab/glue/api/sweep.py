@@ -65,9 +65,9 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
 
     @router.get("/sweep/sweeps")
     def sweeps(folder: str = "") -> dict[str, list[str]]:
-        from ..webui.sweep_paths import find_sweeps, sweep_roots
+        from ...sweep.folders import find_sweeps
 
-        roots = [allowed(access, folder)] if folder else sweep_roots(get_host())
+        roots = [allowed(access, folder)] if folder else get_host().sweep_roots()
         return {"roots": [str(r) for r in roots], "sweeps": [str(p) for p in find_sweeps(roots)]}
 
     @router.get("/sweep/manifest")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, HTTPException
 
 from ...access import FolderAccess
-from ...host.protocol import Host
+from ...host.protocol import Host, HostCannot
 from ...jobs import JobConflict, registry
 
 
@@ -68,10 +68,9 @@ def add_routes(router: APIRouter, get_host: Callable[[], Host], access: FolderAc
     @router.get("/train/verify/{name}")
     def verify(name: str) -> dict[str, Any]:
         """How many of a LoRA file's modules the WebUI's own Lora loader matches (WebUI only)."""
-        report = getattr(get_host(), "lora_load_report", None)
-        if report is None:
-            raise HTTPException(501, "only the WebUI host loads LoRAs")
         try:
-            return report(name)
+            return get_host().lora_load_report(name)
+        except HostCannot as e:
+            raise HTTPException(501, str(e)) from None
         except FileNotFoundError as e:
             raise HTTPException(404, str(e)) from None

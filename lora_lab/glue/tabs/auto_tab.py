@@ -16,7 +16,6 @@ from ...auto.options import BUDGETS, PRESETS, AutoOptions
 from ...host.protocol import Host
 from ...jobs import JobConflict, registry
 from ...job_view import error_html, pre_html, status_html
-from ..webui.task import maybe_as_task
 
 GetHost = Callable[[], Host]
 
@@ -27,7 +26,7 @@ INTRO = ("One run from a folder of images to a ranked shortlist: checks (bad ima
 
 
 def runs_dir(host: Host) -> Path:
-    return Path(getattr(host, "runs_dir", lambda: host.models_dir().parent / "auto")())
+    return host.runs_dir()
 
 
 def report_frame(path: Path | None) -> str:
@@ -70,7 +69,7 @@ def options_from_form(host: Host, dataset: str, name: str, trigger: str, preset:
 
 
 def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
-    in_webui = get_host().name == "webui"
+    in_webui = get_host().in_webui
     gr.Markdown(INTRO, elem_id="lora_lab_auto_intro")
     with gr.Row():
         dataset = gr.Textbox(label="Folder of images", placeholder="/path/to/images", elem_id="lora_lab_auto_dataset",
@@ -124,10 +123,11 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         for folder in (options.dataset, options.out):
             access.remember(folder)
         lines: list[str] = []
-        checkpoint = None if in_webui else str(getattr(host, "checkpoint", "") or "") or None
+        checkpoint_file = host.checkpoint_file()
+        checkpoint = str(checkpoint_file) if checkpoint_file else None
 
         def work(view: Host) -> Any:
-            return maybe_as_task(in_webui, task,
+            return view.run_job(task,
                                  lambda: run_auto(view, options, checkpoint, lines.append, fresh=bool(start_over)))
 
         try:

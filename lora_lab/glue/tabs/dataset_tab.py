@@ -16,7 +16,6 @@ from ...train.config import resolution_default
 from ...host.protocol import Host
 from ...jobs import JobConflict, registry
 from ...job_view import error_html, follow, pre_html, status_html
-from ..webui.task import maybe_as_task
 
 GetHost = Callable[[], Host]
 REVIEW_GALLERY_LIMIT = 200
@@ -113,7 +112,7 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> E
     task_id = gr.Textbox(visible=False, elem_id="lora_lab_tag_task")
     gr.HTML(elem_id="lora_lab_tag_progress")  # the WebUI's progress bar goes here (javascript)
     status = gr.HTML(elem_id="lora_lab_tag_status")
-    in_webui = get_host().name == "webui"
+    in_webui = get_host().in_webui
 
     def run_tagging(task: str, folder: str, recursive: bool, ext: str, keep: float, model_name: str, g: float,
                     c: float, m: bool, trig: str, excl: str, md: str, rt: str, so: str, esc: bool,
@@ -134,8 +133,8 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> E
                                 trigger=trig.strip()),
                 mode=md, caption_ext=ref.caption_ext, recursive=ref.recursive,
                 batch_size=int(bs) if bs else None)
-            job = registry.start("tagging", get_host(), lambda host: maybe_as_task(
-                in_webui, task, lambda: tag_folder(host, ref.folder, model_name, options)))
+            job = registry.start("tagging", get_host(), lambda host: host.run_job(
+                task, lambda: tag_folder(host, ref.folder, model_name, options)))
         except (ValueError, FileNotFoundError, JobConflict, TaggerError) as e:
             yield error_html(str(e))
             return

@@ -170,9 +170,9 @@ def promote(get_host: GetHost, path: str, final_name: str, mode: str) -> str:
 
 
 def recent_sweeps(get_host: GetHost, folder: str) -> dict[str, Any]:
-    from ..webui.sweep_paths import find_sweeps, sweep_roots
+    from ...sweep.folders import find_sweeps
 
-    roots = [Path(folder.strip()).expanduser()] if folder.strip() else sweep_roots(get_host())
+    roots = [Path(folder.strip()).expanduser()] if folder.strip() else get_host().sweep_roots()
     return gr.update(choices=[str(p) for p in find_sweeps(roots)])
 
 
@@ -214,7 +214,7 @@ def run_report(path: str) -> str:
 
 
 def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
-    if get_host().name != "webui":
+    if not get_host().in_webui:
         gr.HTML(STANDALONE_NOTE)
     with gr.Row(elem_id="lora_lab_review_open_row"):
         path = gr.Textbox(label="Sweep (its sweep.json or folder)", elem_id="lora_lab_review_path", scale=4)

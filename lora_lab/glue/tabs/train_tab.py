@@ -16,7 +16,6 @@ from ...train.config import OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, TrainC
 from ...train.data import holdout_count
 from ...job_view import error_html, pre_html
 from ...train.status_view import status_html
-from ..webui.task import maybe_as_task
 
 GetHost = Callable[[], Host]
 
@@ -148,7 +147,7 @@ def has_gpu() -> bool:
 
 
 def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
-    in_webui = get_host().name == "webui"
+    in_webui = get_host().in_webui
     gpu = has_gpu()
     preset = gr.Dropdown(label="Preset (fills in the settings for a kind of LoRA)", choices=list(PRESETS),
                          value=None, elem_id="lora_lab_train_preset")
@@ -209,7 +208,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
         live = TrainStatus()
 
         def work(host: Host) -> Any:
-            return maybe_as_task(in_webui, task, lambda: train(host, config, live))
+            return host.run_job(task, lambda: train(host, config, live))
 
         try:
             job = registry.start("training", get_host(), work)

@@ -9,7 +9,7 @@ from typing import Any
 from modules import script_callbacks, shared
 
 from ...access import FolderAccess, split_roots
-from .host import get_host
+from .current import get_host
 
 SECTION = ("lora_lab", "LoRA Lab")
 API_ROOTS = "lora_lab_api_roots"
@@ -36,7 +36,7 @@ def on_ui_settings() -> None:
 
 
 def on_ui_tabs() -> list[tuple[object, str, str]]:
-    from ..tabs.tab import build_tab
+    from ...glue.tabs.tab import build_tab
 
     return [(build_tab(get_host), "LoRA Lab", "lora_lab")]
 
@@ -66,17 +66,15 @@ def folder_access() -> FolderAccess:
     def roots() -> list[Path]:
         from modules import paths_internal
 
-        from .sweep_paths import sweep_roots
-
         host = get_host()
-        return [Path(paths_internal.data_path), host.lora_dir(), *sweep_roots(host),
+        return [Path(paths_internal.data_path), host.lora_dir(), *host.sweep_roots(),
                 *split_roots(str(getattr(shared.opts, API_ROOTS, "") or ""))]
     return FolderAccess(roots, f"add it in Settings → LoRA Lab → 'Folders the LoRA Lab API may read and "
                                f"write' ({API_ROOTS}), or open it in the LoRA Lab tab first")
 
 
 def on_app_started(demo: object, app: object) -> None:
-    from ..api.router import make_router
+    from ...glue.api.router import make_router
 
     dependencies = [_api_auth_dependency()] if shared.cmd_opts.api_auth else []
     app.include_router(make_router(get_host, folder_access(), dependencies))  # type: ignore[attr-defined]

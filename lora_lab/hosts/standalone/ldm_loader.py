@@ -1,17 +1,15 @@
 """Load an SD1/SD2 LDM checkpoint with the real `ldm` code, offline."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .clip_files import CLIP_L_TEXT, text_config, write_clip_folder
+from ...files.clip_files import clip_l_folder
 from .families import CLIP_L, family_config, family_of
 from .ldm_import import MissingDependency, open_clip_problem
-from .protocol import Family, ModelParts
+from ...host.protocol import Family, ModelParts
 
 if TYPE_CHECKING:
     import torch
@@ -21,40 +19,11 @@ class CheckpointError(ValueError):
     pass
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("LORA_LAB_CACHE", Path.home() / ".cache" / "lora_lab"))
-
-
-def _clip_l_folder() -> Path:
-    folder = cache_dir() / "clip-vit-large-patch14"
-    if not (folder / "merges.txt").is_file():
-        write_clip_folder(folder, _clip_l_config())
-    return folder
-
-
-def clip_tokenizer() -> Any:
-    """CLIP-L's `CLIPTokenizer` (the BPE all SD families share), built offline and cached."""
-    return _tokenizer_in(str(_clip_l_folder()))
-
-
-@lru_cache(maxsize=2)
-def _tokenizer_in(folder: str) -> Any:
-    from transformers import CLIPTokenizer
-
-    return CLIPTokenizer.from_pretrained(folder)
-
-
-def _clip_l_config() -> dict[str, Any]:
-    c = CLIP_L_TEXT
-    return text_config(c["hidden_size"], c["intermediate_size"], c["num_attention_heads"],
-                       c["num_hidden_layers"], c["projection_dim"])
-
-
 def _local_clip_folder(version: str) -> str:
     if Path(version, "config.json").is_file():
         return version
     if version == CLIP_L:
-        return str(_clip_l_folder())
+        return str(clip_l_folder())
     raise CheckpointError(f"text encoder {version!r} is neither a local folder nor {CLIP_L}")
 
 
@@ -175,7 +144,7 @@ def resolve_config(checkpoint: Path, config: Path | None, family: Family | None)
 def header_has(checkpoint: Path, prefix: str) -> bool:
     """Whether a weight name starts with `prefix`, from the safetensors header alone (a .ckpt
     would have to be loaded: left to the loader)."""
-    from ..safetensors_header import HeaderError, read_header
+    from ...files.safetensors_header import HeaderError, read_header
 
     if checkpoint.suffix != ".safetensors":
         return False

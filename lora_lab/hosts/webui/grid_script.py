@@ -10,7 +10,7 @@ import gradio as gr
 from modules import processing, scripts
 
 from ...sweep.grid_args import ARG_NAMES, TITLE, GridArgs, from_infotext, parse_args
-from .host import get_host
+from .current import get_host
 
 _families: list[Any] | None = None  # LoraFamily list; scanned once, again on refresh
 

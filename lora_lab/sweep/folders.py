@@ -1,5 +1,5 @@
-"""Where sweeps are written and found: one folder per sweep, `<root>/<number>-<family>/sweep.json`,
-under `lora-lab/` in the WebUI's grids folder (or `<home>/sweeps` for the standalone app)."""
+"""Where sweeps are written and found: one folder per sweep, `<root>/<number>-<family>/sweep.json`.
+The roots are the host's (`Host.sweep_roots`: the WebUI's grids folders, or `<home>/sweeps`)."""
 from __future__ import annotations
 
 import os
@@ -7,23 +7,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...host.protocol import Host
-from ...sweep.manifest import MANIFEST_NAME
+from .manifest import MANIFEST_NAME
 
-SUBFOLDER = "lora-lab"
 _UNSAFE = re.compile(r"[^\w.-]+")
 _NUMBERED = re.compile(r"^(\d+)-")
-
-
-def sweep_roots(host: Host) -> list[Path]:
-    """The folders the host's sweeps go to (the review lists what is there)."""
-    if host.name == "webui":
-        from modules import shared  # only ever reached inside the WebUI
-
-        outdirs = [shared.opts.outdir_grids, shared.opts.outdir_txt2img_grids]
-        return list(dict.fromkeys(Path(d) / SUBFOLDER for d in outdirs if d))
-    home = getattr(host, "home", None)
-    return [Path(home) / "sweeps"] if home is not None else []
 
 
 def new_sweep_folder(root: Path, family: str) -> Path:

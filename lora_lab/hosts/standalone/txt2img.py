@@ -9,17 +9,17 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .protocol import ModelParts, PreviewRequest
+from ...host.protocol import ModelParts, PreviewRequest
 
 if TYPE_CHECKING:
     from PIL import Image
 
-SAMPLER = "Euler"  # lora_lab.sampling: Euler on the model's own sigmas, as the WebUI's "Euler"
+SAMPLER = "Euler"  # lora_lab.hosts.standalone.sampling: Euler on the model's own sigmas, as the WebUI's "Euler"
 
 
 def find_lora(lora_dir: Path, name: str) -> Path:
     """The file a `<lora:name:…>` tag means: the stem `name` anywhere under the Lora folder."""
-    from ..sweep.family import lora_files
+    from ...sweep.family import lora_files
 
     for path in lora_files(lora_dir) if lora_dir.is_dir() else ():
         if path.suffix.lower() == ".safetensors" and path.stem == name:
@@ -40,9 +40,9 @@ def render(parts: ModelParts, lora_dir: Path, requests: Sequence[PreviewRequest]
            notes: list[str] | None = None) -> list[tuple[Image.Image, str]]:
     """Each request's image and infotext; consecutive requests with the same tags share one load
     of their files. A tag naming no file is an error (a sweep must not silently drop its LoRA)."""
-    from ..sampling import sample
-    from ..sweep.prompts import find_tags, multipliers, without_lora_tags
-    from ..train.applied import LoraUse, applied_loras
+    from .sampling import sample
+    from ...sweep.prompts import find_tags, multipliers, without_lora_tags
+    from ...train.applied import LoraUse, applied_loras
 
     def tags(request: PreviewRequest) -> tuple[tuple[str, tuple[float, float]], ...]:
         return tuple((t.name, multipliers(t)) for t in find_tags(request.prompt))

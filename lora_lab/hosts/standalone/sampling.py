@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .host.protocol import ModelParts, PreviewRequest
+from ...host.protocol import ModelParts, PreviewRequest
 
 if TYPE_CHECKING:
     import torch
@@ -17,7 +17,7 @@ def encode_prompts(parts: ModelParts, prompts: list[str], width: int = 512,
     and target size and no crop, as the WebUI generates)."""
     import torch
 
-    from .train.text import SdxlText, encode_text, size_vector
+    from ...train.text import SdxlText, encode_text, size_vector
 
     with torch.no_grad():
         if not parts.is_sdxl:

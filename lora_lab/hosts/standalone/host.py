@@ -8,10 +8,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from .progress import InterruptEvent, ReentrantExclusive, TerminalProgress
-from .threads import ThreadTuner
-from .protocol import Family, HostInfo, ModelParts, PreviewRequest, ProgressSink
+from ... import __version__
+from ...host.progress import InterruptEvent, ReentrantExclusive, TerminalProgress
+from ...host.threads import ThreadTuner
+from ...host.protocol import Family, Host, HostInfo, ModelParts, PreviewRequest, ProgressSink
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -31,7 +31,7 @@ def default_home() -> Path:
     return Path(os.environ.get("LORA_LAB_HOME", Path.home() / "lora_lab"))
 
 
-class StandaloneHost:
+class StandaloneHost(Host):
     name = "standalone"
     owns_process = True  # LoRA Lab's own process: the trainer may tune its allocator (train/allocator.py)
 
@@ -105,7 +105,8 @@ class StandaloneHost:
 
                 cfg = resolve_config(self.checkpoint, self.config, self.family)
                 if family_of(cfg) == "sdxl":
-                    from .sgm_loader import load_sgm, parts_from_sgm
+                    from ..sgm_parts import parts_from_sgm
+                    from .sgm_loader import load_sgm
 
                     self._model = load_sgm(self.checkpoint, cfg, self.device, self.sgm_root)
                     self._parts = parts_from_sgm(self._model, self.checkpoint.stem)
@@ -124,7 +125,7 @@ class StandaloneHost:
         return self.exclusive_lock()
 
     def render_preview(self, request: PreviewRequest) -> Image.Image:
-        from ..sampling import sample
+        from .sampling import sample
 
         with self.exclusive():
             return sample(self.model_parts(), request)
@@ -141,8 +142,13 @@ class StandaloneHost:
         return self.home / "Lora"
 
     def runs_dir(self) -> Path:
-        """Where one-run (`auto`) flows keep their folders."""
         return self.home / "auto"
+
+    def sweep_roots(self) -> list[Path]:
+        return [self.home / "sweeps"]
+
+    def checkpoint_file(self) -> Path | None:
+        return self.checkpoint
 
     def models_dir(self) -> Path:
         return self.home / "models"

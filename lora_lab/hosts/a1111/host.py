@@ -1,65 +1,19 @@
-"""The WebUI host: `shared.sd_model`, `shared.state`, `call_queue.queue_lock`."""
+"""The A1111 WebUI v1.10.1 adapter: `shared.sd_model` is ldm's LatentDiffusion (SD1/SD2) or sgm's
+DiffusionEngine (SDXL), its built-in Lora extension merges LoRAs into the weights, and it has an
+interrogator."""
 from __future__ import annotations
 
 import sys
-import time
-from contextlib import AbstractContextManager
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modules import call_queue, paths, shared
+from modules import shared
 
-from ...host.progress import ReentrantExclusive
 from ...host.protocol import Family, HostInfo, ModelParts, PreviewRequest
+from ..webui.host import WebUIHost, webui_version
 
 if TYPE_CHECKING:
     from PIL import Image
-
-
-class WebUIProgress:
-    """Reports into `shared.state`, which the WebUI's progress bar polls."""
-
-    def begin(self, job: str, total: int) -> None:
-        state = shared.state
-        if state.time_start is None or not state.job:
-            state.time_start = time.time()
-        state.job = job
-        state.job_count = total
-        state.job_no = 0
-        state.textinfo = None
-
-    def update(self, step: int, total: int | None = None, text: str = "",
-               image: Image.Image | None = None) -> None:
-        state = shared.state
-        state.job_no = step
-        if total is not None:
-            state.job_count = total
-        if text:
-            state.textinfo = text
-        if image is not None:
-            state.assign_current_image(image)
-
-    def end(self) -> None:
-        shared.state.textinfo = None
-
-
-class WebUIInterrupt:
-    def is_set(self) -> bool:
-        return bool(shared.state.interrupted)
-
-    def set(self) -> None:
-        shared.state.interrupt()
-
-    def clear(self) -> None:
-        shared.state.interrupted = False
-
-
-@lru_cache(maxsize=1)
-def webui_version() -> str:
-    from modules import launch_utils
-
-    return launch_utils.git_tag()
 
 
 def loaded_model() -> object | None:
@@ -106,13 +60,8 @@ def training_problems(model: object) -> list[str]:
     return problems
 
 
-class WebUIHost:
+class A1111Host(WebUIHost):
     name = "webui"
-
-    def __init__(self) -> None:
-        self.progress = WebUIProgress()
-        self.interrupt = WebUIInterrupt()
-        self.exclusive_lock = ReentrantExclusive(call_queue.queue_lock)
 
     def info(self) -> HostInfo:
         model = loaded_model()
@@ -154,7 +103,7 @@ class WebUIHost:
 
     def _sdxl_parts(self, model: Any) -> ModelParts:
         """sgm's DiffusionEngine: the WebUI wraps both text embedders (`.wrapped` is sgm's)."""
-        from ...host.sgm_loader import parts_from_sgm
+        from ..sgm_parts import parts_from_sgm
 
         embedders = model.conditioner.embedders
         te1, te2 = (getattr(e, "wrapped", e) for e in embedders[:2])
@@ -189,9 +138,6 @@ class WebUIHost:
                 "crossattn_max_diff": float((context - theirs["crossattn"].to(context)).abs().max()),
                 "vector_max_diff": float((vector - theirs["vector"].to(vector)).abs().max())}
 
-    def exclusive(self) -> AbstractContextManager[None]:
-        return self.exclusive_lock()
-
     def render_preview(self, request: PreviewRequest) -> Image.Image:
         """One image through the WebUI's own pipeline. Patched forwards (an in-training LoRA) stay
         active; no other network is added, and cached conditionings are dropped because a
@@ -220,41 +166,18 @@ class WebUIHost:
                 restore_base_weights(model)
         return processed.images[0]
 
-    def render_images(self, requests: list[PreviewRequest],
-                      notes: list[str] | None = None) -> list[tuple[Image.Image, str]]:
-        """txt2img through the WebUI's own pipeline, as a person would run it: `<lora:name:w>` tags
-        load files with the built-in Lora extension. One image per batch (batch size 1, one seed
-        each), so every image equals a plain txt2img with its prompt and seed. All requests share
-        size, steps and CFG (a sweep cell's do)."""
-        from modules import processing
+    def loaded_base(self) -> str | None:
+        return model_base(shared.sd_model)
 
-        if not requests:
-            return []
-        first = requests[0]
-        model = shared.sd_model
-        p = processing.StableDiffusionProcessingTxt2Img(
-            sd_model=model, prompt=[r.prompt for r in requests],
-            negative_prompt=[r.negative_prompt for r in requests], seed=[r.seed for r in requests],
-            steps=first.steps, cfg_scale=first.cfg_scale, width=first.width, height=first.height,
-            sampler_name="Euler", batch_size=1, n_iter=len(requests), do_not_save_grid=True,
-            do_not_save_samples=True,
-            override_settings={"sd_model_checkpoint": model.sd_checkpoint_info.name},
-            override_settings_restore_afterwards=True,
-        )
-        with self.exclusive():
-            try:
-                processed = processing.process_images(p)
-            finally:
-                p.close()
-        missing = [c for c in processed.comments.splitlines() if c.startswith("Lora not found")]
-        if missing:  # the images would silently show the base model
-            raise RuntimeError(f"{missing[0]} (is the file in {self.lora_dir()}?)")
-        return list(zip(processed.images, processed.infotexts))  # fewer than asked: interrupted
+    def load_checkpoint_from_settings(self) -> None:
+        from modules import sd_models
+
+        sd_models.reload_model_weights()
 
     def lora_load_report(self, name: str) -> dict[str, object]:
         """Load a LoRA file the way the built-in Lora extension does and count the modules it
         matched (it drops unmatched keys silently)."""
-        from ...safetensors_header import read_header
+        from ...files.safetensors_header import read_header
 
         networks = sys.modules.get("networks")
         if networks is None:
@@ -274,17 +197,6 @@ class WebUIHost:
         """A sentence about the image from the WebUI's interrogator (BLIP + CLIP)."""
         with self.exclusive():
             return str(shared.interrogator.interrogate(image.convert("RGB")))
-
-    def lora_dir(self) -> Path:
-        return Path(shared.cmd_opts.lora_dir)
-
-    def runs_dir(self) -> Path:
-        """Where one-run (`auto`) flows keep their folders: beside the WebUI's other outputs."""
-        return Path(paths.data_path) / "outputs" / "lora_lab_auto"
-
-    def models_dir(self) -> Path:
-        return Path(paths.models_path) / "lora_lab"
-
 
 def training_schedule(model: Any) -> Any:
     """float32[1000] on the CPU: the model's own schedule, never a per-generation override (the
@@ -311,13 +223,3 @@ def restore_base_weights(model: object) -> None:
             if getattr(module, "network_current_names", ()) != ():
                 networks.network_restore_weights_from_backup(module)
                 module.network_current_names = ()
-
-
-_host: WebUIHost | None = None
-
-
-def get_host() -> WebUIHost:
-    global _host
-    if _host is None:
-        _host = WebUIHost()
-    return _host

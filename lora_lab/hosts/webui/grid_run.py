@@ -31,8 +31,9 @@ from ...sweep import (
 from ...sweep.grid_args import TITLE, GridArgs, infotext_fields, showcase_templates
 from ...sweep.manifest import MANIFEST_NAME
 from ...sweep.render import image_name
-from .host import get_host, model_base
-from .sweep_paths import SUBFOLDER, new_sweep_folder
+from ...sweep.folders import new_sweep_folder
+from .current import get_host
+from .host import SWEEP_SUBFOLDER
 
 LORA_CACHE_OPTION = "lora_in_memory_limit"
 
@@ -96,7 +97,7 @@ def _plan(p: StableDiffusionProcessingTxt2Img, args: GridArgs) -> tuple[LoraFami
         family, weights, _prompts(p, args), seeds_from(p.seed, args.seeds),
         checkpoints=_checkpoints(p, args.checkpoints), negative_prompt=p.negative_prompt,
         baseline=args.baseline, epochs=list(args.epochs) or None,
-        model_base=None if args.checkpoints else model_base(shared.sd_model),
+        model_base=None if args.checkpoints else get_host().loaded_base(),
     )
     return family, plan
 
@@ -156,7 +157,7 @@ class GridRun:
         self.font = shared.opts.font or roboto_ttf_file
         layout_pages(self.plan, (p.width, p.height), font_path=self.font)  # refuses impossible pages now
         self.batch = batch_shape(self.plan.images_per_cell, p)
-        self.folder = new_sweep_folder(Path(p.outpath_grids) / SUBFOLDER, self.family.name)
+        self.folder = new_sweep_folder(Path(p.outpath_grids) / SWEEP_SUBFOLDER, self.family.name)
         self.manifest = new_manifest(self.plan, self.folder / MANIFEST_NAME, self._parameters())
         self.manifest.save()
         self.done: dict[int, CellImages] = {}
@@ -193,7 +194,7 @@ class GridRun:
             if len(self.done) < len(plan.cells) and (state.interrupted or state.stopping_generation):
                 self.notes.append(f"Interrupted: {len(self.done)} of {len(plan.cells)} cells finished.")
             state.textinfo = None
-            sd_models.reload_model_weights()  # the checkpoint `opts` names, as X/Y/Z does at its end
+            get_host().load_checkpoint_from_settings()  # as X/Y/Z does at its end
             sd_vae.reload_vae_weights()
         return self._result()
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -21,6 +21,3 @@ def run_as_webui_task(task_id: str, work: Callable[[], T]) -> T:
         shared.state.end()
         progress.finish_task(task_id)
 
-
-def maybe_as_task(in_webui: bool, task_id: str, work: Callable[[], Any]) -> Any:
-    return run_as_webui_task(task_id, work) if in_webui and task_id.startswith("task(") else work()

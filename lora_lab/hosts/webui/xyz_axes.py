@@ -28,7 +28,7 @@ class AxisError(RuntimeError):
 
 
 def _lora_dir() -> str:
-    from .host import get_host
+    from .current import get_host
 
     return str(get_host().lora_dir())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .protocol import Family
+from ...host.protocol import Family
 
 CLIP_L = "openai/clip-vit-large-patch14"
 

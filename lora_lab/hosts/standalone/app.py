@@ -9,13 +9,13 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from ..access import FolderAccess
-from ..host.protocol import Host
-from .api.router import make_router
-from .webui.sweep_paths import sweep_roots
-from .tabs.tab import build_tab
+from ...access import FolderAccess
+from ...host.protocol import Host
+from ...glue.api.router import make_router
+from ...glue.tabs.tab import build_tab
+from .host import StandaloneHost
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the extension folder (javascript/, style.css)
 
 
 def free_port() -> int:
@@ -37,16 +37,15 @@ def build_page(host: Host) -> gr.Blocks:
     return page
 
 
-def folder_access(host: Host, allow: list[Path]) -> FolderAccess:
+def folder_access(host: StandaloneHost, allow: list[Path]) -> FolderAccess:
     """LoRA Lab's home (Lora, sweeps, models), the `--allow-root` folders and those opened in the tab."""
     def roots() -> list[Path]:
-        home = getattr(host, "home", None)
-        return [*([Path(home)] if home is not None else []), host.lora_dir(), *sweep_roots(host), *allow]
+        return [host.home, host.lora_dir(), *host.sweep_roots(), *allow]
     return FolderAccess(roots, "start `python -m lora_lab ui` with --allow-root FOLDER, or open the "
                                "folder in the tab first")
 
 
-def make_app(host: Host, allow: list[Path] | None = None) -> FastAPI:
+def make_app(host: StandaloneHost, allow: list[Path] | None = None) -> FastAPI:
     app = FastAPI(title="LoRA Lab")
     app.include_router(make_router(lambda: host, folder_access(host, list(allow or []))))
     page = build_page(host)

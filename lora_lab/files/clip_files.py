@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,32 @@ def write_clip_folder(folder: Path, config: dict[str, Any]) -> Path:
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8", newline="\n")
     return folder
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LORA_LAB_CACHE", Path.home() / ".cache" / "lora_lab"))
+
+
+def clip_l_folder() -> Path:
+    folder = cache_dir() / "clip-vit-large-patch14"
+    if not (folder / "merges.txt").is_file():
+        write_clip_folder(folder, _clip_l_config())
+    return folder
+
+
+def clip_tokenizer() -> Any:
+    """CLIP-L's `CLIPTokenizer` (the BPE all SD families share), built offline and cached."""
+    return _tokenizer_in(str(clip_l_folder()))
+
+
+@lru_cache(maxsize=2)
+def _tokenizer_in(folder: str) -> Any:
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(folder)
+
+
+def _clip_l_config() -> dict[str, Any]:
+    c = CLIP_L_TEXT
+    return text_config(c["hidden_size"], c["intermediate_size"], c["num_attention_heads"],
+                       c["num_hidden_layers"], c["projection_dim"])
