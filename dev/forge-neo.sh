@@ -5,16 +5,17 @@
 # torch 2.11 + torchvision 0.26 from PyPI (PyPI has no CPU build for Linux x86_64: its wheels pull the
 # nvidia-* CUDA 13 packages, ~6 GB; CUDA is never used, Neo starts with --cpu), gradio 4.40 and Neo's
 # requirements.txt, LoRA Lab's install.py run the WebUI's way, a data folder whose config.json carries
-# Neo's VERSION_UID (so start-up never waits on "Press Enter to Continue"), and the tiny SD1/SDXL
-# checkpoints in DIR/models/Stable-diffusion. Each step keeps a stamp and is skipped while its inputs
-# are unchanged; a step that fails removes its stamp first, so a re-run redoes it rather than trusting it.
+# Neo's VERSION_UID (so start-up never waits on "Press Enter to Continue"), and checkpoints in
+# DIR/models/Stable-diffusion: the project's tiny-sd1/tiny-sdxl (Neo does not recognise them) and
+# neo-sd1/neo-sdxl from dev/forge-neo-models.py (it does). Each step keeps a stamp and is skipped while its
+# inputs are unchanged; a step that fails removes its stamp first, so a re-run redoes it rather than trusting it.
 # Start it (always on loopback; the process does not exit when the bind fails: kill it when done):
 #   cd DIR && venv/bin/python launch.py --skip-prepare-environment --skip-install --skip-python-version-check \
 #     --skip-torch-cuda-test --skip-version-check --cpu --api --data-dir DIR/data \
 #     --ckpt-dirs DIR/models/Stable-diffusion --server-name 127.0.0.1 --port N
 #   env: PYTHON (3.13), TORCH_SPEC, TORCHVISION_SPEC, LORA_LAB_NEO_SRC (archive folder),
 #        LORA_LAB_SGM (a generative-models checkout for the SDXL tiny model; default: the one in
-#        ../shared/webui-src, else LORA_LAB_WEBUI's)
+#        ../shared/webui-src, else LORA_LAB_WEBUI's), LORA_LAB_NEO_HOST_MODELS=0 (skip neo-sd1/neo-sdxl)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:?usage: bash dev/forge-neo.sh DIR   (where Forge Neo goes, outside this checkout)}
@@ -164,6 +165,18 @@ if ! fresh models "$models_key"; then
        ${SGM:+--sgm "$SGM"}) >>"$LOG" 2>&1
   done
   done_ models "$models_key"
+fi
+# --- 6. checkpoints Neo itself recognises ------------------------------------------------------------
+# Neo's model detection (modules_forge/packages/huggingface_guess) rejects tiny-sd1/tiny-sdxl ("Failed to
+# recognize model..."): dev/forge-neo-models.py builds neo-sd1 (~0.5 GB) and neo-sdxl (~2 GB) that it
+# takes for SD15/SDXL, with Neo's own classes. LORA_LAB_NEO_HOST_MODELS=0 skips them.
+if [ "${LORA_LAB_NEO_HOST_MODELS:-1}" != 0 ]; then
+  host_models_key="$(hash_of "$REPO/dev/forge-neo-models.py") $(cat "$STAMPS/venv") $SELF"
+  if ! fresh host-models "$host_models_key" || [ ! -f "$DIR/models/Stable-diffusion/neo-sdxl.safetensors" ]; then
+    begin host-models
+    (cd "$DIR" && "$VPY" "$REPO/dev/forge-neo-models.py" "$DIR/models/Stable-diffusion") >>"$LOG" 2>&1
+    done_ host-models "$host_models_key"
+  fi
 fi
 trap - ERR
 echo "Forge Neo 2.26 ready: $DIR (LORA_LAB_NEO=$DIR)"
