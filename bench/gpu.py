@@ -186,8 +186,6 @@ def compare(parts: Any, case: Case, work: Path, section: str) -> tuple[list[gp.R
     print(f"   {case.label}: ours {statistics.median(ours):.4f} s, floor {statistics.median(floors):.4f} s, "
           f"ratio {ratio:.3f}, losses finite: {finite}", flush=True)
     ours_mem = peaks.gib("ours")
-    del floor
-    free(device)
     return rows, ours_mem["above_model"] if ours_mem else None
 
 
@@ -197,13 +195,14 @@ def train_section(family: str, cases: tuple[Case, ...], device: Any, dry: bool, 
         from lora_lab.hosts.standalone.sgm_import import HOW_TO_POINT, sgm_root
 
         if sgm_root() is None:
-            raise RuntimeError(f"no sgm: {HOW_TO_POINT}")
+            raise gp.Skip(f"no sgm: {HOW_TO_POINT}")
     parts = load_parts(family, device, dry)
     rows: list[gp.Row] = []
     above: dict[str, float] = {}
     for case in cases:
         case_rows, peak_above = compare(parts, case, work, section)
         rows += case_rows
+        free(device)  # the floor's copies and the run's leftovers, before the next case
         if peak_above is not None:
             above[case.key] = peak_above
     if family == "sdxl":
@@ -228,9 +227,9 @@ def fits_12gb(parts: Any, above: dict[str, float], section: str, notes: list[str
     for key, label in (("sdxl-unet", "UNet only"), ("sdxl-unet-gc", "UNet only, checkpointing")):
         if key in above:
             total = held_gib + above[key]
-            rows.append(gp.Row(section, label, "fits 12 GB beside the WebUI's model (GiB needed)",
-                               f"{'yes' if total <= 12 * 1e9 / 2**30 else 'no'} ({total:.2f})", "<= 11.18 GiB",
-                               total <= 12 * 1e9 / 2**30))
+            fits = total <= 12.0  # a "12 GB" card has 12 GiB; the CUDA context takes some of it too
+            rows.append(gp.Row(section, label, "fits a 12 GB card beside the WebUI's model (GiB needed)",
+                               f"{'yes' if fits else 'no'} ({total:.2f})", "<= 12 GiB", fits))
     if not above:
         notes.append("no CUDA peak memory on this device: the 12 GB question is answered on a GPU only")
     return rows
@@ -284,8 +283,6 @@ def correctness_section(device: Any, dry: bool, work: Path, sz: Sizes, notes: li
                     "0 unmatched", not unmatched),
              gp.Row(section, "saved file", "weights restored after the merge",
                     gp.rel_err(restored_unet, plain_unet) == 0.0, "exactly", gp.rel_err(restored_unet, plain_unet) == 0.0)]
-    del parts
-    free(device)
     return rows
 
 
@@ -326,8 +323,6 @@ def render_section(device: Any, dry: bool, work: Path, sz: Sizes, notes: list[st
             gp.Row(section, label, f"s/image, {sz.seeds} seeds in one render call (one file load)", batched)]
     print(f"   render: {p:.3f} s/image plain, {q:.3f} with LoRA ({overhead * 100:+.1f} %), "
           f"{batched:.3f} batched seeds", flush=True)
-    del parts
-    free(device)
     return rows
 
 
@@ -390,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/gpu.py: missing {', '.join(missing)}: run `bash bench/gpu_pack.sh` where the venv is "
               "and carry build/gpu-carry (docs/gpu.md)", flush=True)
         return 2
+    gp.lightning_compat()
     import torch
 
     if not args.dry and not torch.cuda.is_available():
@@ -421,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             if only and key not in only:
                 continue
             report.section(key, sz.need[key], deadline, body)
+            free(device)  # the section's models are gone with its frame
     report.meta["seconds"] = round(time.monotonic() - started, 1)
     report.write()
     print()

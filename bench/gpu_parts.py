@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,23 @@ def use_carried_packages() -> None:
             os.environ.setdefault("LORA_LAB_SGM", str(CARRY_SITE))
 
 
+def lightning_compat() -> None:
+    """ldm's ddpm imports `pytorch_lightning.utilities.distributed.rank_zero_only`, which Lightning 2
+    moved to `utilities.rank_zero` (the device image has Lightning 2): alias it when missing."""
+    try:
+        importlib.import_module("pytorch_lightning.utilities.distributed")
+        return
+    except ImportError:
+        pass
+    try:
+        from pytorch_lightning.utilities.rank_zero import rank_zero_only
+    except ImportError:
+        return
+    shim = types.ModuleType("pytorch_lightning.utilities.distributed")
+    shim.rank_zero_only = rank_zero_only  # type: ignore[attr-defined]
+    sys.modules[shim.__name__] = shim
+
+
 def missing_packages() -> list[str]:
     """The modules from NEEDED that cannot be found, and `sgm` when no sgm root is configured."""
     missing = []
@@ -58,6 +76,9 @@ def missing_packages() -> list[str]:
 
 
 # --- the report -----------------------------------------------------------------------------------
+
+class Skip(Exception):
+    """A section that cannot run here (e.g. no sgm for SDXL): recorded as skipped, not failed."""
 
 @dataclass
 class Row:
@@ -116,6 +137,8 @@ class Report:
             print(f"== {key} ({left:.0f} s of the budget left)", flush=True)
             try:
                 self.rows += body(record["notes"])
+            except Skip as e:
+                record["skipped"] = str(e)
             except Exception as e:  # one section's failure must not cost the others' numbers
                 record["error"] = f"{type(e).__name__}: {e}\n" + traceback.format_exc(limit=8)
                 print(f"   {key} failed: {type(e).__name__}: {e}", flush=True)
