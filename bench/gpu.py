@@ -98,9 +98,20 @@ def sizes(dry: bool) -> Sizes:
 
 # --- models ---------------------------------------------------------------------------------------
 
+_LOADED: dict[str, Any] = {}  # one family at a time, shared by the sections (each leaves it as found)
+
+
 def load_parts(family: str, device: Any, dry: bool) -> Any:
     """Full size: bench/train_step.py's random models. Dry: the tiny checkpoints, loaded by the
-    standalone host."""
+    standalone host. Loading one family drops the other (its VRAM would count in the peaks)."""
+    if family not in _LOADED:
+        _LOADED.clear()
+        free(device)
+        _LOADED[family] = _build_parts(family, device, dry)
+    return _LOADED[family]
+
+
+def _build_parts(family: str, device: Any, dry: bool) -> Any:
     if not dry:
         import train_step
 
@@ -207,8 +218,6 @@ def train_section(family: str, cases: tuple[Case, ...], device: Any, dry: bool, 
             above[case.key] = peak_above
     if family == "sdxl":
         rows += fits_12gb(parts, above, section, notes, dry)
-    del parts
-    free(device)
     return rows
 
 
