@@ -60,6 +60,10 @@ def unexpected_tracebacks(log: str, expected: tuple[str, ...] = EXPECTED_TRACEBA
 
 
 class WebUI:
+    """A1111 v1.10.1."""
+
+    flags = FLAGS
+
     def __init__(self, checkout: Path, data_dir: Path, checkpoint: Path | None,
                  with_extension: bool = True, extra_args: list[str] | None = None) -> None:
         for folder in (checkout, data_dir):
@@ -78,12 +82,20 @@ class WebUI:
             link.symlink_to(REPO, target_is_directory=True)
         if not with_extension and link.is_symlink():
             link.unlink()
-        self.args = [str(checkout / "venv" / "bin" / "python"), "launch.py", *FLAGS,
+        self.args = [str(checkout / "venv" / "bin" / "python"), "launch.py", *self.flags,
                      "--port", str(self.port), "--data-dir", str(data_dir), *(extra_args or [])]
+        self.checkpoint = checkpoint
         if checkpoint is not None:
-            self.args += ["--ckpt", str(checkpoint)]
+            self.args += self.checkpoint_args(checkpoint)
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
+
+    def checkpoint_args(self, checkpoint: Path) -> list[str]:
+        return ["--ckpt", str(checkpoint)]
+
+    def model_ready(self, log: bytes) -> bool:
+        """A1111 loads the checkpoint in the background after start-up."""
+        return b"Model loaded in" in log
 
     def start(self, timeout: float = 240, wait_for_model: bool = True) -> "WebUI":
         """Start and wait for "Startup time:" (and, with a checkpoint, for the model: the WebUI
@@ -98,7 +110,7 @@ class WebUI:
             log = self.log.read_bytes()
             if not self.startup_seconds and b"Startup time:" in log:
                 self.startup_seconds = time.monotonic() - began
-            model_ready = b"Model loaded in" in log or not wait_for_model or "--ckpt" not in self.args
+            model_ready = not wait_for_model or self.checkpoint is None or self.model_ready(log)
             if self.startup_seconds and model_ready:
                 return self
             if self.process.poll() is not None:

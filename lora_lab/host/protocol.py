@@ -5,7 +5,7 @@ A host is the WebUI (`lora_lab.hosts.a1111.host`) or the standalone loader
 """
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -55,6 +55,11 @@ class ModelParts:
     tokenizer_2: Any = None
     te1_hidden_index: int = 11
     size_embedders: list[torch.nn.Module] | None = None
+    # Hosts whose text encoders run through their own engines (Forge Neo): the trainer calls these
+    # instead of encoding itself. `encode_te1(captions, clip_skip)` → the (first) encoder's context;
+    # SDXL: `encode_te2(captions)` → (bigG's penultimate hidden state, pooled output).
+    encode_te1: Callable[[list[str], int], torch.Tensor] | None = None
+    encode_te2: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def is_sdxl(self) -> bool:
@@ -141,6 +146,12 @@ class Host:
 
     def lora_dir(self) -> Path:
         raise NotImplementedError
+
+    def prepared_for_training(self, parts: ModelParts, text_encoders: bool) -> AbstractContextManager[None]:
+        """Make the loaded model trainable for one run (the UNet, and the text encoders when they
+        train) and put everything back on exit, also after an error or Stop. Most hosts hold a
+        trainable model already."""
+        return nullcontext()
 
     def models_dir(self) -> Path:
         """Where LoRA Lab keeps its own models (taggers)."""

@@ -7,9 +7,16 @@ from .webui import current
 
 def install() -> None:
     """Install the adapter for the running WebUI (idempotent; cheap: no model, no torch work)."""
-    from .a1111.host import A1111Host
+    from .neo.detect import neo_release
 
-    current.install(A1111Host)
+    if neo_release() is not None:
+        from .neo.host import NeoHost
+
+        current.install(NeoHost)
+    else:
+        from .a1111.host import A1111Host
+
+        current.install(A1111Host)
 
 
 def register(script_file: str) -> None:

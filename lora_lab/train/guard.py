@@ -23,13 +23,26 @@ def frozen(*models: torch.nn.Module) -> Iterator[None]:
             params.setdefault(id(p), (p, p.requires_grad, p.grad))
     try:
         for p, _, _ in params.values():
-            p.requires_grad_(False)
+            _requires_grad(p, False)
         for module, _ in modes.values():
             module.training = False
         yield
     finally:
         for p, requires_grad, grad in params.values():
-            p.requires_grad_(requires_grad)
-            p.grad = grad
+            _requires_grad(p, requires_grad)
+            if p.grad is not grad:
+                p.grad = grad
         for module, training in modes.values():
             module.training = training
+
+
+def _requires_grad(p: torch.nn.Parameter, flag: bool) -> None:
+    """Set a flag that differs; an inference tensor's (Forge Neo loads under inference mode) only
+    inside inference mode, where torch allows it."""
+    if p.requires_grad == flag:
+        return
+    if p.is_inference():
+        with torch.inference_mode():
+            p.requires_grad_(flag)
+    else:
+        p.requires_grad_(flag)

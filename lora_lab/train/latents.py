@@ -64,14 +64,14 @@ class LatentCache:
 
 
 def posterior(vae: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std of the VAE's latent distribution, in fp32. sgm's SDXL wrapper `encode()`s
-    straight to a sample, so its distribution is read from the encoder and quant_conv (the same
-    computation as ldm's DiagonalGaussianDistribution)."""
-    if hasattr(vae, "regularization"):
-        mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(pixels)), 2, dim=1)
-        return mean.float(), torch.exp(0.5 * torch.clamp(logvar.float(), -30.0, 20.0))
-    dist = vae.encode(pixels)
-    return dist.mean.float(), dist.std.float()
+    """Mean and std of the VAE's latent distribution, in fp32, read from its encoder and quant_conv:
+    ldm's `encode()` returns that distribution, but sgm's SDXL wrapper and Forge Neo's VAE encode
+    straight to a sample (the computation is ldm's DiagonalGaussianDistribution's)."""
+    if getattr(vae, "quant_conv", None) is None:
+        dist = vae.encode(pixels)
+        return dist.mean.float(), dist.std.float()
+    mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(pixels)), 2, dim=1)
+    return mean.float(), torch.exp(0.5 * torch.clamp(logvar.float(), -30.0, 20.0))
 
 
 @contextlib.contextmanager

@@ -317,6 +317,9 @@ class _Run:
         heap.enter_context(steady_heap(self.device.type == "cpu"
                                        and self.host.owns_process))
         try:
+            # the host's own preparation (Forge Neo: trainable tensors, unmerged LoRAs), undone in finally
+            heap.enter_context(self.host.prepared_for_training(
+                self.parts, bool(config.train_text_encoder or (self.parts.is_sdxl and config.effective_te2_lr > 0))))
             status.state = "caching"
             self.latents = encode_latents(self.parts, self.dataset, config.flip, config.seed,
                                           config.cache_latents_to_disk, self.host.progress,

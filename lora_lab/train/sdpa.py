@@ -27,14 +27,22 @@ _ATTENTIONS = ("CrossAttention", "MemoryEfficientCrossAttention")
 Projections = Callable[[torch.nn.Module], Any]  # attention -> project(x, source) -> (q, k, v), or None
 
 
+def _given(value: Any) -> bool:
+    """An extra attention argument that changes the result (sgm's zeros and Neo's Nones do not)."""
+    return value is not None and not (isinstance(value, (int, float)) and value == 0)
+
+
 def _forward(module: torch.nn.Module, projections: Projections | None) -> Any:
     heads = int(module.heads)
     host = module.__dict__.get("forward") or type(module).forward.__get__(module)
     project = projections(module) if projections is not None else None
 
-    def forward(x: torch.Tensor, context: torch.Tensor | None = None, mask: Any = None, **extra: Any) -> Any:
-        if mask is not None or any(extra.values()):
-            return host(x, context, mask, **extra)
+    def forward(x: torch.Tensor, context: torch.Tensor | None = None, mask: Any = None,
+                transformer_options: Any = None, **extra: Any) -> Any:
+        if mask is not None or any(map(_given, extra.values())):
+            if transformer_options is not None:  # Forge Neo's attention
+                extra["transformer_options"] = transformer_options
+            return host(x, context=context, mask=mask, **extra)
         source = x if context is None else context
         if project is not None:
             q, k, v = project(x, source)

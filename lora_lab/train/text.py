@@ -19,6 +19,8 @@ CACHE_LIMIT = 4096  # captions; shuffled tags make many variants, each ~230 KB a
 
 
 def encode_text(parts: ModelParts, captions: list[str], clip_skip: int) -> torch.Tensor:
+    if parts.encode_te1 is not None:
+        return parts.encode_te1(captions, clip_skip)
     if parts.family == "sd1":
         return _encode_hf_clip(parts, captions, clip_skip)
     return _encode_open_clip(parts, captions, clip_skip)
@@ -64,6 +66,8 @@ class FrozenTextCache:
 def encode_sdxl_te1(parts: ModelParts, captions: list[str]) -> torch.Tensor:
     """CLIP ViT-L's hidden state `te1_hidden_index` (SDXL: 11 of 12), without the final norm, as
     sgm's FrozenCLIPEmbedder(layer="hidden") reads it."""
+    if parts.encode_te1 is not None:
+        return parts.encode_te1(captions, 2)
     tokenizer = parts.tokenizer
     ids = tokenizer(captions, truncation=True, max_length=tokenizer.model_max_length,
                     padding="max_length", return_tensors="pt").input_ids.to(parts.device)
@@ -75,6 +79,8 @@ def encode_sdxl_te2(parts: ModelParts, captions: list[str]) -> tuple[torch.Tenso
     """OpenCLIP bigG's penultimate hidden state (no final norm) and its pooled output (the end
     token after the final norm and the text projection), as sgm's FrozenOpenCLIPEmbedder2
     (legacy=False) computes them."""
+    if parts.encode_te2 is not None:
+        return parts.encode_te2(captions)
     model = parts.text_encoder_2
     assert model is not None, "SDXL parts without a second text encoder"
     ids = parts.tokenizer_2(captions).to(parts.device)

@@ -170,9 +170,10 @@ class A1111Host(WebUIHost):
         return model_base(shared.sd_model)
 
     def load_checkpoint_from_settings(self) -> None:
-        from modules import sd_models
+        from modules import sd_models, sd_vae
 
         sd_models.reload_model_weights()
+        sd_vae.reload_vae_weights()
 
     def lora_load_report(self, name: str) -> dict[str, object]:
         """Load a LoRA file the way the built-in Lora extension does and count the modules it

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from modules import devices, errors, images, processing, sd_models, sd_vae, shared
+from modules import devices, errors, images, processing, sd_models, shared
 from modules.paths_internal import roboto_ttf_file
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
 from PIL import Image
@@ -57,7 +57,7 @@ def batch_shape(images: int, p: StableDiffusionProcessingTxt2Img) -> tuple[int, 
     size, or up to `BATCH_PIXELS` of output (not under --lowvram/--medvram) — and dividing the
     cell evenly (all batches of one `process_images` have the same size)."""
     pixels = _output_pixels(p)
-    low_memory = shared.cmd_opts.lowvram or shared.cmd_opts.medvram
+    low_memory = shared.cmd_opts.lowvram or getattr(shared.cmd_opts, "medvram", False)  # Neo has no --medvram
     fits = p.batch_size if low_memory else max(p.batch_size, int(BATCH_PIXELS // max(pixels, 1)))
     limit = max(1, min(fits, images))
     size = next(b for b in range(limit, 0, -1) if images % b == 0)
@@ -154,7 +154,7 @@ class GridRun:
     def __init__(self, p: StableDiffusionProcessingTxt2Img, args: GridArgs) -> None:
         self.p, self.args = p, args
         self.family, self.plan = _plan(p, args)
-        self.font = shared.opts.font or roboto_ttf_file
+        self.font = getattr(shared.opts, "font", None) or roboto_ttf_file  # Neo has no font setting
         layout_pages(self.plan, (p.width, p.height), font_path=self.font)  # refuses impossible pages now
         self.batch = batch_shape(self.plan.images_per_cell, p)
         self.folder = new_sweep_folder(Path(p.outpath_grids) / SWEEP_SUBFOLDER, self.family.name)
@@ -195,7 +195,6 @@ class GridRun:
                 self.notes.append(f"Interrupted: {len(self.done)} of {len(plan.cells)} cells finished.")
             state.textinfo = None
             get_host().load_checkpoint_from_settings()  # as X/Y/Z does at its end
-            sd_vae.reload_vae_weights()
         return self._result()
 
     def _run_cell(self, cell: Cell) -> bool:

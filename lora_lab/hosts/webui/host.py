@@ -86,7 +86,7 @@ class WebUIHost(Host):
         raise NotImplementedError
 
     def load_checkpoint_from_settings(self) -> None:
-        """Load the checkpoint the settings name (after a run that switched checkpoints)."""
+        """Load the checkpoint (and VAE) the settings name, after a run that switched checkpoints."""
         raise NotImplementedError
 
     def run_job(self, task_id: str, work: Callable[[], T]) -> T:

@@ -1,0 +1,60 @@
+"""Captions to conditioning with Neo's own text engines, outside inference mode, so the trainer's
+conditioning equals what Neo generates with (emphasis, embeddings and clip skip included) and a
+text-encoder LoRA gets gradients. Training uses the first 77-token chunk, as on the other hosts."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+
+CHUNK = 77  # 75 tokens + start + end
+
+
+@contextmanager
+def _clip_skip(engine: Any, clip_skip: int) -> Iterator[None]:
+    before = engine.clip_skip
+    engine.clip_skip = clip_skip
+    try:
+        yield
+    finally:
+        engine.clip_skip = before
+
+
+def _run(engine: Any, captions: list[str]) -> Any:
+    """The engine on `captions`. It re-casts its embedding layers on every call (`.to(float32)`),
+    which on weights Neo loaded under inference mode is only sound inside inference mode: a frozen
+    encoder (its weights still Neo's) runs there and its output is copied out; a trained one has
+    ordinary weights for the run (training.py) and runs with gradient."""
+    weight = engine.text_encoder.transformer.text_model.embeddings.position_embedding.weight
+    if not weight.is_inference():
+        return engine(captions)
+    with torch.inference_mode():
+        out = engine(captions)
+    if isinstance(out, tuple):
+        return tuple(o.clone() for o in out)
+    return out.clone()
+
+
+def neo_text_encoders(model: Any, family: str) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    """(te1, te2): SD1 `te1(captions, clip_skip)` → context; SDXL `te1(captions, clip_skip)` →
+    CLIP-L's hidden state and `te2(captions)` → (bigG's hidden state, pooled)."""
+    if family == "sd1":
+        engine = model.text_processing_engine
+
+        def sd1(captions: list[str], clip_skip: int) -> Any:
+            with _clip_skip(engine, clip_skip):
+                return _run(engine, captions)[:, :CHUNK]
+        return sd1, None
+    engine_l, engine_g = model.text_processing_engine_l, model.text_processing_engine_g
+
+    def te1(captions: list[str], clip_skip: int = 2) -> Any:
+        with _clip_skip(engine_l, clip_skip):
+            return _run(engine_l, captions)[:, :CHUNK]
+
+    def te2(captions: list[str]) -> tuple[Any, Any]:
+        with _clip_skip(engine_g, 2):  # bigG's penultimate layer, as sgm reads it too
+            hidden, pooled = _run(engine_g, captions)
+        return hidden[:, :CHUNK], pooled
+    return te1, te2
