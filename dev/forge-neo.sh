@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
-# Builds the real Forge Neo 2.26 that tier 2 tests run against, CPU-only and offline:
+# Builds the real Forge Neo 2.26 that tier 3 tests run against, CPU-only and offline:
 #   bash dev/forge-neo.sh DIR    DIR outside this checkout and not under a dot-folder, e.g. ~/lora-lab-neo
 # Sources: the archive in ../shared/forge-neo-src (checksum verified). Then a Python 3.13 venv with
 # torch 2.11 + torchvision 0.26 from PyPI (PyPI has no CPU build for Linux x86_64: its wheels pull the
 # nvidia-* CUDA 13 packages, ~6 GB; CUDA is never used, Neo starts with --cpu), gradio 4.40 and Neo's
 # requirements.txt, LoRA Lab's install.py run the WebUI's way, a data folder whose config.json carries
 # Neo's VERSION_UID (so start-up never waits on "Press Enter to Continue"), and checkpoints in
-# DIR/models/Stable-diffusion: the project's tiny-sd1/tiny-sdxl (Neo does not recognise them) and
-# neo-sd1/neo-sdxl from dev/forge-neo-models.py (it does). Each step keeps a stamp and is skipped while its
-# inputs are unchanged; a step that fails removes its stamp first, so a re-run redoes it rather than trusting it.
+# DIR/models/Stable-diffusion: neo-sd1/neo-sdxl from dev/forge-neo-models.py (Neo does not recognise
+# the project's tiny-sd1/tiny-sdxl: its model detection needs full-width networks). Each step keeps a
+# stamp and is skipped while its inputs are unchanged; a step that fails removes its stamp first, so a re-run redoes it rather than trusting it.
 # Start it (always on loopback; the process does not exit when the bind fails: kill it when done):
 #   cd DIR && venv/bin/python launch.py --skip-prepare-environment --skip-install --skip-python-version-check \
 #     --skip-torch-cuda-test --skip-version-check --cpu --api --data-dir DIR/data \
 #     --ckpt-dirs DIR/models/Stable-diffusion --server-name 127.0.0.1 --port N
 #   env: PYTHON (3.13), TORCH_SPEC, TORCHVISION_SPEC, LORA_LAB_NEO_SRC (archive folder),
-#        LORA_LAB_SGM (a generative-models checkout for the SDXL tiny model; default: the one in
-#        ../shared/webui-src, else LORA_LAB_WEBUI's), LORA_LAB_NEO_HOST_MODELS=0 (skip neo-sd1/neo-sdxl)
+#        LORA_LAB_NEO_HOST_MODELS=0 (skip neo-sd1/neo-sdxl)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:?usage: bash dev/forge-neo.sh DIR   (where Forge Neo goes, outside this checkout)}
@@ -28,7 +27,6 @@ case "$DIR/" in */.*) echo "neo: $DIR has a folder starting with '.'; gradio ref
 SRC=${LORA_LAB_NEO_SRC:-$(dirname "$REPO")/shared/forge-neo-src}
 ARCHIVE=sd-webui-forge-neo-2.26.tar.gz
 SHIM=$(dirname "$SRC")/tools/torchvision-cpu-shim.sh
-WEBUI_SRC=$(dirname "$SRC")/webui-src  # holds generative-models (sgm), to build the SDXL tiny model
 if [ -z "${PYTHON:-}" ]; then
   PYTHON=python3.13
   # a pyenv shim that is not the active version answers "command not found": use the install itself
@@ -141,35 +139,9 @@ if ! fresh data "$data_key" || ! grep -q '"VERSION_UID": *"PY313"' "$DIR/data/co
   done_ data "$data_key"
 fi
 
-# --- 5. tiny checkpoints, built by project code (byte-identical on rebuild) ------------------------
-PROJECT_PY=$REPO/.venv/bin/python
-models_key="$(cd "$REPO" && find lora_lab/devtools lora_lab/host -name '*.py' | sort | xargs cat | sha256sum | cut -c1-16) $SELF"
-if ! fresh models "$models_key"; then
-  begin models
-  [ -x "$PROJECT_PY" ] || bash "$REPO/dev/setup.sh" >>"$LOG" 2>&1
-  SGM=${LORA_LAB_SGM:-}
-  if [ -z "$SGM" ] && [ -f "$WEBUI_SRC/SHA256SUMS" ]; then
-    # sgm from the A1111 sources' generative-models archive (checksum verified), kept with the stamps
-    SGM=$STAMPS/generative-models
-    if [ ! -f "$SGM/sgm/__init__.py" ]; then
-      (cd "$WEBUI_SRC" && grep ' generative-models-45c443b\.tar\.gz$' SHA256SUMS | sha256sum --quiet -c -) >>"$LOG" 2>&1
-      rm -rf "$SGM" "$SGM.partial"; mkdir -p "$SGM.partial"
-      tar -xzf "$WEBUI_SRC/generative-models-45c443b.tar.gz" -C "$SGM.partial"
-      mv "$SGM.partial/generative-models" "$SGM"; rm -rf "$SGM.partial"
-    fi
-  fi
-  [ -n "$SGM" ] || [ -n "${LORA_LAB_WEBUI:-}" ] \
-    || { echo "neo: the SDXL tiny model needs sgm: set LORA_LAB_SGM or LORA_LAB_WEBUI" >&2; false; }
-  for family in sd1 sdxl; do
-    (cd "$REPO" && "$PROJECT_PY" -m lora_lab dev tiny-model "$DIR/models/Stable-diffusion" --family "$family" \
-       ${SGM:+--sgm "$SGM"}) >>"$LOG" 2>&1
-  done
-  done_ models "$models_key"
-fi
-# --- 6. checkpoints Neo itself recognises ------------------------------------------------------------
-# Neo's model detection (modules_forge/packages/huggingface_guess) rejects tiny-sd1/tiny-sdxl ("Failed to
-# recognize model..."): dev/forge-neo-models.py builds neo-sd1 (~0.5 GB) and neo-sdxl (~2 GB) that it
-# takes for SD15/SDXL, with Neo's own classes. LORA_LAB_NEO_HOST_MODELS=0 skips them.
+# --- 5. checkpoints Neo recognises --------------------------------------------------------------
+# Neo's model detection (modules_forge/packages/huggingface_guess) wants full-width networks:
+# dev/forge-neo-models.py builds neo-sd1 (~0.5 GB) and neo-sdxl (~2 GB) with Neo's own classes. LORA_LAB_NEO_HOST_MODELS=0 skips them.
 if [ "${LORA_LAB_NEO_HOST_MODELS:-1}" != 0 ]; then
   host_models_key="$(hash_of "$REPO/dev/forge-neo-models.py") $(cat "$STAMPS/venv") $SELF"
   if ! fresh host-models "$host_models_key" || [ ! -f "$DIR/models/Stable-diffusion/neo-sdxl.safetensors" ]; then

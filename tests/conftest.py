@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("tier2") is None:
+        if item.get_closest_marker("tier2") is None and item.get_closest_marker("tier3") is None:
             item.add_marker(pytest.mark.tier1)
 
 

@@ -36,6 +36,9 @@ class Neo(WebUI):
             data_dir.mkdir(parents=True, exist_ok=True)
             config.write_text(json.dumps(VERSION_UID), encoding="utf-8")
         super().__init__(checkout, data_dir, checkpoint, **kwargs)  # type: ignore[arg-type]
+        # gradio 4 serves files only from allowed paths, which default to the data folder: with a
+        # private one, Neo's own javascript and css would answer 403
+        self.args += ["--gradio-allowed-path", str(checkout)]
 
     def checkpoint_args(self, checkpoint: Path) -> list[str]:
         return ["--ckpt-dirs", str(checkpoint if checkpoint.is_dir() else checkpoint.parent)]

@@ -128,8 +128,15 @@ class NeoHost(WebUIHost):
 
     def render_images(self, requests: list[PreviewRequest],
                       notes: list[str] | None = None) -> list[tuple[Image.Image, str]]:
-        forget_applied_loras()
+        self.reread_lora_files()
         return super().render_images(requests, notes)
+
+    def reread_lora_files(self) -> None:
+        """Neo applies LoRAs again only when the set of (file, weights) changes, so a file rewritten
+        under a name it has applied would keep serving the old weights."""
+        engine = loaded_engine()
+        if engine is not None:
+            engine.current_lora_hash = str([])
 
     def lora_load_report(self, name: str) -> dict[str, object]:
         """Match a LoRA file's keys the way Neo's Lora loader does and count the modules matched."""
@@ -194,11 +201,3 @@ class _PairEmbedder:
 
         return torch.cat([self.embedder(pairs[:, 0].float()), self.embedder(pairs[:, 1].float())], dim=1)
 
-
-def forget_applied_loras() -> None:
-    """Neo re-applies LoRAs only when the set of (file, weights) changes, so a file rewritten under
-    a name it has applied would keep serving the old weights: make the next generation read the
-    files again."""
-    engine = loaded_engine()
-    if engine is not None:
-        engine.current_lora_hash = str([])

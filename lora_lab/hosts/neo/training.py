@@ -163,9 +163,17 @@ def trainable_model(engine: Any, parts: ModelParts, text_encoders: bool) -> Iter
     trained = [parts.unet] + ([m for m in (parts.text_encoder, parts.text_encoder_2) if m is not None]
                               if text_encoders else [])
     unmerge_loras()
+    # what a generation without LoRAs leaves: previews (extra networks off) then sample with the
+    # original patchers instead of the last generation's LoRA clones, whose loading would merge
+    # those LoRAs into the weights mid-run; the next generation with LoRAs applies them again
+    engine.forge_objects = engine.forge_objects_original.shallow_copy()
+    engine.forge_objects_after_applying_lora = engine.forge_objects_original.shallow_copy()
+    engine.current_lora_hash = str([])
     memory_management.load_models_gpu(patchers, force_full_load=True)
     with ExitStack() as stack:
         stack.callback(memory_management.soft_empty_cache)
+        # the run rewrites its LoRA files: Neo must read them again rather than reuse what it applied
+        stack.callback(setattr, engine, "current_lora_hash", str([]))
         stack.enter_context(_ordinary_tensors(trained))
         stack.enter_context(_out_of_place_residuals(parts.unet))
         yield

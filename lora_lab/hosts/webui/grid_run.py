@@ -177,6 +177,7 @@ class GridRun:
         shared.total_tqdm.updateTotal(self.p.steps * hires * state.job_count)
         seconds_per_image: list[float] = []
         try:
+            get_host().reread_lora_files()
             with _lora_cache(len(plan.rows)):
                 for n, cell in enumerate(plan.cells):
                     if state.interrupted or state.stopping_generation:

@@ -89,6 +89,10 @@ class WebUIHost(Host):
         """Load the checkpoint (and VAE) the settings name, after a run that switched checkpoints."""
         raise NotImplementedError
 
+    def reread_lora_files(self) -> None:
+        """Make the next generation read LoRA files from disk, so a file rewritten under a name the
+        WebUI has applied serves its new weights (A1111's Lora extension checks the file's mtime)."""
+
     def run_job(self, task_id: str, work: Callable[[], T]) -> T:
         return run_as_webui_task(task_id, work) if task_id.startswith("task(") else work()
 
