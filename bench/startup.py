@@ -1,4 +1,5 @@
-"""What LoRA Lab adds to WebUI start-up (tier 2: needs LORA_LAB_WEBUI, see docs/webui-tier.md).
+"""What LoRA Lab adds to WebUI start-up: A1111 (needs LORA_LAB_WEBUI, see docs/webui-tier.md) or,
+with `--host neo`, Forge Neo (needs LORA_LAB_NEO, built by dev/forge-neo.sh).
 
 Starts the real WebUI N times with and N times without the extension, alternating, and prints the
 median wall time to "Startup time:", the WebUI's own per-phase records, and the entries it
@@ -14,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lora_lab.devtools.neo_runner import Neo, neo_checkout  # noqa: E402
 from lora_lab.devtools.webui_runner import WebUI, webui_checkout  # noqa: E402
 
 
@@ -24,10 +26,13 @@ def flatten(records: dict[str, float]) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--host", choices=["a1111", "neo"], default="a1111")
     args = parser.parse_args()
-    checkout = webui_checkout()
+    runner = Neo if args.host == "neo" else WebUI
+    checkout = neo_checkout() if args.host == "neo" else webui_checkout()
     if checkout is None:
-        print("set LORA_LAB_WEBUI to an A1111 v1.10.1 checkout with venv/ (docs/webui-tier.md)")
+        print("set LORA_LAB_NEO to a Forge Neo 2.26 build (bash dev/forge-neo.sh DIR)" if args.host == "neo" else
+              "set LORA_LAB_WEBUI to an A1111 v1.10.1 checkout with venv/ (docs/webui-tier.md)")
         return 2
     walls: dict[bool, list[float]] = {True: [], False: []}
     ours: list[dict[str, float]] = []
@@ -36,7 +41,7 @@ def main() -> int:
         for run in range(args.runs):
             for with_ext in (False, True):
                 data = Path(tmp) / f"data-{with_ext}"
-                with WebUI(checkout, data, None, with_extension=with_ext) as webui:
+                with runner(checkout, data, None, with_extension=with_ext) as webui:
                     records = flatten(webui.get("/internal/profile-startup")["records"])
                 walls[with_ext].append(webui.startup_seconds)
                 phases[with_ext].append(records)

@@ -3,6 +3,7 @@
     .venv/bin/python bench/train_step.py [--steps 6] [--warmup 2] [--resolution 256] [--batch 1]
                                          [--dim 16] [--threads N] [--device cuda --fp16]
                                          [--family sd1|sd2|sdxl]
+    ~/lora-lab-neo/venv/bin/python bench/train_step.py --neo ~/lora-lab-neo [--threads 1]
 
 Model: an SD1.5-size ldm UNet (320 channels, mult 1-2-4-4, context 768) and a CLIP-L-size text
 encoder, random weights, fp32 (fp16 autocast with --fp16). `--family sd2`: SD2.1's UNet (linear
@@ -11,7 +12,10 @@ projections, 64-channel heads, context 1024, v-prediction) and its OpenCLIP ViT-
 SD's 8× downsampling: latents are cached before the timed steps, so its size does not matter.
 `--family sdxl`: sgm's SDXL base UNet (2.6 B), CLIP-L (hidden state 11) and OpenCLIP bigG (32 layers,
 pooled output), conditioned with context and y as the trainer builds them; "with the text encoder"
-trains both.
+trains both. `--neo DIR` (run with that Forge Neo build's own Python): Neo's SDXL UNet,
+`backend.nn.unet.IntegratedUNet2DConditionModel` at SDXL base size built with Neo's operations
+(`ForgeOperations.Linear`), its transformer blocks' residuals out of place as LoRA Lab runs them in Neo
+(both sides), UNet only; what a Neo run adds once (ordinary copies of the weights) is not a step cost.
 
 Floor: `unet(x, t, context)` with frozen weights, the attention through torch's SDPA as the trainer
 runs it, and `x.requires_grad_()` — the activation
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import dataclasses
 import os
 import resource
@@ -202,7 +207,62 @@ def build_sdxl_parts(device: torch.device) -> ModelParts:
                       tokenizer_2=import_open_clip().tokenize, te1_hidden_index=11, size_embedders=sizes)
 
 
-def build_parts(device: torch.device, family: str) -> ModelParts:
+def neo_backend(neo_dir: Path, device: torch.device) -> None:
+    """Make a Forge Neo build's `backend` importable here (this must be its venv's Python)."""
+    sys.path[:0] = [str(neo_dir), str(neo_dir / "modules_forge" / "packages")]
+    argv = sys.argv
+    sys.argv = [argv[0], *(["--cpu"] if device.type == "cpu" else [])]  # backend.args parses sys.argv
+    try:
+        importlib.import_module("backend.args")
+    finally:
+        sys.argv = argv
+
+
+def build_neo_sdxl_parts(device: torch.device, neo_dir: Path) -> ModelParts:
+    """Forge Neo's own SDXL UNet at SDXL base size; the text encoders are not timed here (their
+    outputs are fixed tensors of SDXL's shapes), the VAE is a small one of Neo's class."""
+    neo_backend(neo_dir, device)
+    from backend import operations
+    from backend.nn.unet import IntegratedUNet2DConditionModel, Timestep
+    from backend.nn.vae import IntegratedAutoencoderKL
+
+    from lora_lab.hosts.neo.text import PairEmbedder
+    from lora_lab.hosts.neo.training import _out_of_place
+
+    torch.manual_seed(0)
+    with operations.using_forge_operations(device=device, dtype=torch.float32):
+        unet = IntegratedUNet2DConditionModel(
+            in_channels=4, model_channels=320, out_channels=4, num_res_blocks=[2, 2, 2], channel_mult=[1, 2, 4],
+            num_classes="sequential", adm_in_channels=2816, num_head_channels=64, use_spatial_transformer=True,
+            transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10],
+            transformer_depth_middle=10, context_dim=2048, use_linear_in_transformer=True)
+    _reinit_zeros(unet)
+    for block in unet.modules():  # Neo's in-place residuals cannot be differentiated: both sides run these
+        if type(block).__name__ == "BasicTransformerBlock":
+            block._forward = _out_of_place(type(block)).__get__(block)
+    vae = IntegratedAutoencoderKL(block_out_channels=(32, 32, 64, 64), layers_per_block=1, latent_channels=4)
+    embedder = Timestep(256)
+    placeholder = torch.nn.Linear(1, 1)  # the frozen text encoders' outputs come from encode_te1/2
+
+    def te1(captions: list[str], clip_skip: int) -> torch.Tensor:
+        return torch.zeros(len(captions), 77, 768, device=device)
+
+    def te2(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(len(captions), 77, 1280, device=device), torch.zeros(len(captions), 1280, device=device)
+
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    for m in (unet, vae, placeholder):
+        m.eval().requires_grad_(False).to(device)
+    return ModelParts(unet=unet, text_encoder=placeholder, tokenizer=None, vae=vae,
+                      alphas_cumprod=torch.cumprod(1 - betas, 0).float(), parameterization="eps",
+                      family="sdxl", latent_scale=0.13025, device=device, dtype=torch.float32,
+                      checkpoint_name="random-neo-sdxl", text_encoder_2=placeholder,
+                      size_embedders=[PairEmbedder(embedder) for _ in range(3)], encode_te1=te1, encode_te2=te2)
+
+
+def build_parts(device: torch.device, family: str, neo_dir: Path | None = None) -> ModelParts:
+    if neo_dir is not None:
+        return build_neo_sdxl_parts(device, neo_dir)
     if family == "sdxl":
         return build_sdxl_parts(device)
     import_ldm()
@@ -301,7 +361,7 @@ class Floor:
 
     def step(self) -> None:
         args, side = self.args, self.args.resolution // 8
-        embeddings = self.embeddings()
+        embeddings = self.embeddings() if self.with_te else []
         start, faults = clock(), minor_faults()
         x = torch.randn(args.batch, 4, side, side, device=self.device, requires_grad=not self.with_te)
         noise = torch.randn_like(x)
@@ -384,6 +444,8 @@ def main() -> int:
     parser.add_argument("--family", choices=["sd1", "sd2", "sdxl"], default="sd1",
                         help="sd1: SD1.5 UNet + CLIP-L; sd2: SD2.1 UNet + OpenCLIP ViT-H (768-v); sdxl: "
                              "SDXL's UNet + CLIP-L + OpenCLIP bigG (needs sgm: LORA_LAB_SGM or LORA_LAB_WEBUI)")
+    parser.add_argument("--neo", type=Path, default=None,
+                        help="a Forge Neo build: time its own SDXL UNet (run with its venv's Python)")
     parser.add_argument("--fp16", action="store_true", help="fp16 autocast + GradScaler (CUDA)")
     parser.add_argument("--separate-downs", action="store_true",
                         help="q/k/v adapters each make their own down projection (what the one GEMM "
@@ -408,14 +470,17 @@ def main() -> int:
     device = torch.device(args.device)
     if args.fp16 and device.type != "cuda":
         parser.error("--fp16 needs --device cuda")
-    parts = build_parts(device, args.family)
+    parts = build_parts(device, args.family, args.neo)
     size = {"sd1": "SD1.5-size UNet + CLIP-L", "sd2": "SD2.1-size UNet + OpenCLIP ViT-H",
             "sdxl": "SDXL-size UNet (2.6 B) + CLIP-L + OpenCLIP bigG"}[args.family]
+    if args.neo is not None:
+        size = "Forge Neo's SDXL UNet (IntegratedUNet2DConditionModel, 2.6 B)"
     print(f"{size}, {args.resolution} px, batch {args.batch}, LoRA dim {args.dim}, "
           f"{'fp16 autocast' if args.fp16 else 'fp32'} on {device} ({torch.get_num_threads()} threads; "
           f"{'thread CPU time' if cpu_time else 'wall time'})")
     with tempfile.TemporaryDirectory() as tmp:
-        for with_te, name in ((False, "UNet only, text encoder frozen"), (True, "UNet + text encoder")):
+        variants = ((False, "UNet only, text encoder frozen"), (True, "UNet + text encoder"))
+        for with_te, name in variants[:1] if args.neo is not None else variants:
             print(name)
             compare(parts, args, with_te, Path(tmp))
     return 0

@@ -10,8 +10,8 @@ model_channels 320 and context_dim 768 (SD15), or 320 / 2048 / adm 2816 / input 
 [0,0,2,2,10,10] / linear proj (SDXL). The text encoders and VAE are then built from the committed
 configs in backend/huggingface/<repo>/ (backend/loader.py load_huggingface_component) and loaded with
 load_state_dict(strict=False): missing keys stay uninitialised, other shapes raise. So those are full
-size here (random weights); only the UNet is cut down (one level for SD1, channel_mult 1 and no
-output-block attention for SDXL).
+size here (random weights); only the UNet is cut down (320 channels at every level for SD1,
+channel_mult 1 and no output-block attention for SDXL).
 """
 import os
 import sys
@@ -46,9 +46,12 @@ def vae(folder):
 
 def sd1():
     repo = f"{HF}/runwayml/stable-diffusion-v1-5"
+    # SD1's block layout (12 input and 12 output blocks: 4 levels of 2 ResBlocks, attention in the
+    # first 3), which kohya's diffusers-style SD1 LoRA names assume, at 320 channels throughout
     unet = IntegratedUNet2DConditionModel(
-        in_channels=4, model_channels=320, out_channels=4, num_res_blocks=[1], channel_mult=[1], num_heads=8,
-        use_spatial_transformer=True, transformer_depth=[1], transformer_depth_output=[1, 1],
+        in_channels=4, model_channels=320, out_channels=4, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 1, 1, 1],
+        num_heads=8, use_spatial_transformer=True, transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+        transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
         transformer_depth_middle=1, context_dim=768, use_linear_in_transformer=False)
     sd = prefixed("model.diffusion_model.", unet)
     sd |= prefixed("first_stage_model.", vae(f"{repo}/vae"))

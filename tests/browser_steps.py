@@ -1,5 +1,5 @@
-"""What a person does in the LoRA Lab tab, as browser steps shared by the standalone (tier 1) and
-real-WebUI (tier 2) tests."""
+"""What a person does in the LoRA Lab tab, as browser steps shared by the standalone (tier 1),
+A1111 (tier 2) and Forge Neo (tier 3) tests: gradio 3.41 and 4.40 pages alike."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +18,17 @@ def click_tab(browser, container_id: str, label: str) -> None:
 
     buttons = browser.find_elements(By.CSS_SELECTOR, f"#{container_id} button")
     next(b for b in buttons if b.text.strip() == label).click()
+
+
+def open_lora_lab(browser, url: str, timeout: float = 240) -> None:
+    """Load a WebUI page and open its LoRA Lab tab (the top tab bar differs between gradio 3 and 4)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, timeout).until(lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('#tabs button'))"
+        ".some(b => b.textContent.trim() === 'LoRA Lab' && b.offsetParent !== null)"))
+    click_tab(browser, "tabs", "LoRA Lab")
 
 
 def open_sub_tab(browser, label: str) -> None:
@@ -66,23 +77,18 @@ def tag_folder_then_edit_and_undo(browser, folder: Path, model_name: str) -> Non
 def open_train_tab_in_webui(browser, url: str, folder: Path) -> None:
     """Two 64 px images in `folder` (a kohya `3_ohwx` folder is typical); the WebUI page open on
     LoRA Lab → Train."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     folder.mkdir(parents=True)
     for i, colour in enumerate(["teal", "navy"]):
         Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
         (folder / f"{i}.txt").write_text(f"ohwx, {colour}")
-    browser.get(url)
-    WebDriverWait(browser, 240).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"))
-    click_tab(browser, "tabs", "LoRA Lab")
+    open_lora_lab(browser, url)
     click_tab(browser, "lora_lab_tabs", "Train")
 
 
 TINY_AUTO_SETTINGS = "resolution=64\nmin_bucket_reso=64\ndim=4\nalpha=4\nunet_lr=0.001\nepochs=2\nsave_every_n_epochs=1"
 
 
-def run_auto_panel(browser, dataset: Path, name: str, out: Path, tagger: str = "") -> str:
+def run_auto_panel(browser, dataset: Path, name: str, out: Path, tagger: str = "", samples: int | None = None) -> str:
     """Fill the Auto sub-tab for the tiny model (quick budget, 2 sampling steps, 2 epochs), start it
     and wait for the recommendation; returns the stage log."""
     from selenium.webdriver.common.by import By
@@ -99,6 +105,8 @@ def run_auto_panel(browser, dataset: Path, name: str, out: Path, tagger: str = "
     steps = field(browser, "lora_lab_auto_steps")
     steps.clear()
     steps.send_keys("2")
+    if samples:
+        field(browser, "lora_lab_auto_samples").send_keys(str(samples))
     field(browser, "lora_lab_auto_settings").send_keys(TINY_AUTO_SETTINGS)
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_auto_start").click()
     WebDriverWait(browser, 600).until(

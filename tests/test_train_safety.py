@@ -253,3 +253,13 @@ def test_a_second_run_is_refused_while_one_is_active(standalone_host, dataset, t
             release.set()
             worker.join(60)
     assert results and results[0].state == "finished"
+
+
+def test_a_run_whose_loss_diverges_stops_and_says_what_to_change(standalone_host, dataset, tmp_path) -> None:
+    """A learning rate far too high turns the LoRA into NaNs: the run stops at that step instead of
+    finishing and saving NaN files, names the rates to lower, and leaves the model as it was."""
+    before = model_state(standalone_host)
+    result = train(standalone_host, small(dataset, tmp_path, unet_lr=1e12, te_lr=0.0, epochs=3))
+    assert result.state == "failed" and "lower the learning rates" in result.message, result.message
+    assert result.final_file is None
+    assert model_state(standalone_host) == before

@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 State = Literal["preparing", "caching", "training", "finished", "interrupted", "failed"]
 
 
+class TrainingDiverged(RuntimeError):
+    """The run's numbers stopped being numbers; the message says what to change."""
+
+
 class TrainingBusy(RuntimeError):
     refusal = True  # said to the person, not a bug (no traceback)
 
@@ -398,6 +402,11 @@ class _Run:
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 self.steps_done += 1
+                if not math.isfinite(loss) and not self.network.all_finite():
+                    raise TrainingDiverged(
+                        f"the loss became {loss} and the LoRA's weights are no longer finite: lower the learning "
+                        f"rates (UNet {config.unet_lr:g}, text encoder {config.te_lr:g}) or raise "
+                        "max_grad_norm's clipping; the epoch files saved before are kept")
                 losses.append(loss)
                 self._report(loss, optimizer)
                 if self.host.interrupt.is_set():

@@ -53,7 +53,8 @@ def parse_settings(text: str) -> dict[str, str]:
 
 def options_from_form(host: Host, dataset: str, name: str, trigger: str, preset: str, budget: str, ab: bool,
                       prune: bool, out: str, tagger: str, templates: str, negative: str, steps: float,
-                      seed: float, settings: str) -> AutoOptions:
+                      seed: float, settings: str, epochs: float | None = None,
+                      samples_per_epoch: float | None = None) -> AutoOptions:
     if not (dataset or "").strip():
         raise ValueError("choose the dataset folder")
     if not (name or "").strip():
@@ -65,7 +66,18 @@ def options_from_form(host: Host, dataset: str, name: str, trigger: str, preset:
         trigger=trigger.strip() or None, preset=preset, budget=budget, ab_captions=bool(ab), prune=bool(prune),
         tagger=tagger.strip() or None, templates=[t for t in (templates or "").splitlines() if t.strip()],
         negative_prompt=negative or "", sweep_steps=int(steps or 20), seed=int(seed or 0),
+        epochs=_positive_or_none("epochs", epochs),
+        samples_per_epoch=_positive_or_none("samples per epoch", samples_per_epoch),
         train=parse_settings(settings))
+
+
+def _positive_or_none(label: str, value: float | None) -> int | None:
+    """An optional whole number ≥ 1 from a number field; empty (or 0): the budget decides."""
+    if value is None or value == 0:
+        return None
+    if value < 1 or value != int(value):
+        raise ValueError(f"{label} must be a whole number of at least 1, or empty for the budget's (got {value:g})")
+    return int(value)
 
 
 def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
@@ -92,6 +104,11 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
             steps = gr.Number(label="Sweep sampling steps", value=20, precision=0, elem_id="lora_lab_auto_steps")
             seed = gr.Number(label="Seed", value=42, precision=0, elem_id="lora_lab_auto_seed")
             negative = gr.Textbox(label="Negative prompt for the sweep", elem_id="lora_lab_auto_negative")
+        with gr.Row():  # what the CLI's --epochs and --samples-per-epoch set
+            epochs = gr.Number(label="Epochs (empty: the budget's)", value=None, precision=0,
+                               elem_id="lora_lab_auto_epochs")
+            samples = gr.Number(label="Samples per epoch (empty: the budget's)", value=None, precision=0,
+                                elem_id="lora_lab_auto_samples")
         templates = gr.Textbox(label="Your showcase templates, one per line (Dynamic Prompts syntax, {trigger}); "
                                "empty: the preset's", lines=3, elem_id="lora_lab_auto_templates")
         settings = gr.Textbox(label="Training settings, one KEY=VALUE per line (as `train --set`)", lines=2,
@@ -107,7 +124,7 @@ def build(get_host: GetHost, shared: dict[str, Any] | None = None) -> None:
     log = gr.HTML(elem_id="lora_lab_auto_log")
     report = gr.HTML(elem_id="lora_lab_auto_report")
     inputs = [dataset, name, trigger, preset, budget, ab, prune, out, tagger, templates, negative, steps, seed,
-              settings]
+              settings, epochs, samples]
     for component in (dataset, name, trigger, out, fresh):
         component.do_not_save_to_config = True
 

@@ -5,7 +5,8 @@ of those is handled here (`training.py` holds what a run changes and undoes)."""
 from __future__ import annotations
 
 import sys
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from modules import shared
@@ -13,7 +14,7 @@ from modules import shared
 from ...host.protocol import Family, HostInfo, ModelParts, PreviewRequest
 from ..webui.host import WebUIHost
 from .detect import neo_release
-from .text import neo_text_encoders
+from .text import PairEmbedder, neo_text_encoders
 from .training import trainable_model, training_problems, unmerge_loras
 
 if TYPE_CHECKING:
@@ -44,8 +45,10 @@ def load_engine() -> Any:
     from modules import sd_models
     from modules_forge import main_entry
 
-    if loaded_engine() is None:
-        main_entry.refresh_model_loading_parameters()
+    selected = sd_models.select_checkpoint()
+    loading = (sd_models.model_data.forge_loading_parameters or {}).get("checkpoint_info")
+    if loaded_engine() is None or getattr(loading, "filename", None) != getattr(selected, "filename", None):
+        main_entry.refresh_model_loading_parameters()  # the checkpoint the settings name now
     engine, _ = sd_models.forge_model_reload()
     return engine
 
@@ -92,7 +95,7 @@ class NeoHost(WebUIHost):
         if family == "sdxl":
             parts.text_encoder_2 = clip.clip_g.transformer
             parts.tokenizer_2 = tokenizers.clip_g
-            parts.size_embedders = [_PairEmbedder(engine.embedder) for _ in range(3)]
+            parts.size_embedders = [PairEmbedder(engine.embedder) for _ in range(3)]
         return parts
 
     def prepared_for_training(self, parts: ModelParts, text_encoders: bool) -> AbstractContextManager[None]:
@@ -173,8 +176,10 @@ class NeoHost(WebUIHost):
         with self.exclusive():
             parts = self.model_parts()
             engine = loaded_engine()
-            theirs = engine.get_learned_conditioning(
-                prompt_parser.SdConditioning([prompt], width=width, height=height))
+            # at the clip skip the trainer uses (the setting Neo generates with, set per generation)
+            with _clip_skip(engine, parts.clip_skip):
+                theirs = engine.get_learned_conditioning(
+                    prompt_parser.SdConditioning([prompt], width=width, height=height))
             with torch.no_grad():
                 if not parts.is_sdxl:
                     ours = encode_text(parts, [prompt], parts.clip_skip)
@@ -189,15 +194,14 @@ class NeoHost(WebUIHost):
                 "vector_max_diff": float((vector - theirs["vector"].to(vector)).abs().max())}
 
 
-class _PairEmbedder:
-    """SDXL's size conditioning for one (height, width) pair the way Neo builds it: its 256-wide
-    timestep embedding of each number, side by side (sgm's ConcatTimestepEmbedderND)."""
-
-    def __init__(self, embedder: Any) -> None:
-        self.embedder = embedder
-
-    def __call__(self, pairs: Any) -> Any:
-        import torch
-
-        return torch.cat([self.embedder(pairs[:, 0].float()), self.embedder(pairs[:, 1].float())], dim=1)
-
+@contextmanager
+def _clip_skip(engine: Any, clip_skip: int) -> Iterator[None]:
+    text = getattr(engine, "text_processing_engine", None)  # SD1; SDXL reads fixed layers
+    before = text.clip_skip if text is not None else None
+    if text is not None:
+        text.clip_skip = clip_skip
+    try:
+        yield
+    finally:
+        if text is not None:
+            text.clip_skip = before

@@ -29,12 +29,27 @@ def _run(engine: Any, captions: list[str]) -> Any:
     ordinary weights for the run (training.py) and runs with gradient."""
     weight = engine.text_encoder.transformer.text_model.embeddings.position_embedding.weight
     if not weight.is_inference():
-        return engine(captions)
+        return _with_gradient(engine, captions)
     with torch.inference_mode():
         out = engine(captions)
     if isinstance(out, tuple):
         return tuple(o.clone() for o in out)
     return out.clone()
+
+
+def _with_gradient(engine: Any, captions: list[str]) -> Any:
+    """The engine with Neo's "No norm" emphasis. Its default ("Original") rescales by the ratio of
+    two means of the same values, an identity for unweighted text whose gradient divides by that
+    mean: near zero after CLIP-L's final layer norm, it blows a trained encoder up. Both give the
+    same values for captions without (weights:1.2); weighted ones train without the rescale."""
+    from modules import shared
+
+    before = shared.opts.emphasis
+    shared.opts.emphasis = "No norm"
+    try:
+        return engine(captions)
+    finally:
+        shared.opts.emphasis = before
 
 
 def neo_text_encoders(model: Any, family: str) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
@@ -58,3 +73,14 @@ def neo_text_encoders(model: Any, family: str) -> tuple[Callable[..., Any], Call
             hidden, pooled = _run(engine_g, captions)
         return hidden[:, :CHUNK], pooled
     return te1, te2
+
+
+class PairEmbedder:
+    """SDXL's size conditioning for one (height, width) pair the way Neo builds it: its 256-wide
+    timestep embedding of each number, side by side (sgm's ConcatTimestepEmbedderND)."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def __call__(self, pairs: Any) -> Any:
+        return torch.cat([self.embedder(pairs[:, 0].float()), self.embedder(pairs[:, 1].float())], dim=1)
