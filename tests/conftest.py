@@ -165,3 +165,17 @@ def sdxl_host(tiny_sdxl_checkpoint: Path, sgm, tmp_path_factory: pytest.TempPath
                           progress=RecordingProgress(), sgm_root=Path(sgm.__file__).parents[1])
     host.model_parts()
     return host
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """Two captioned squares in a `5_ohwx` folder (the host tiers' training data; a module's own
+    `dataset` fixture takes precedence)."""
+    from PIL import Image
+
+    folder = tmp_path / "train" / "5_ohwx"
+    folder.mkdir(parents=True)
+    for i, colour in enumerate(["red", "orange"]):
+        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"ohwx, {colour} square")
+    return folder.parent

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from lora_lab.devtools.neo_runner import Neo, neo_checkout
@@ -43,16 +41,3 @@ def neo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo]:
         yield running
     found = unexpected_tracebacks(running.log.read_text(errors="replace"))
     assert not found, f"{len(found)} unexpected traceback(s) in {running.log}:\n\n" + "\n\n".join(found)
-
-
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    """Two captioned squares in a `5_ohwx` folder."""
-    from PIL import Image
-
-    folder = tmp_path / "train" / "5_ohwx"
-    folder.mkdir(parents=True)
-    for i, colour in enumerate(["red", "orange"]):
-        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"ohwx, {colour} square")
-    return folder.parent

@@ -12,19 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.webui.test_train import wait_for_run  # noqa: F401  (polls /train/status in any host)
+
 from .conftest import T2I
 
 SETTINGS = {"epochs": 2, "save_every_n_epochs": 1, "resolution": 64, "min_bucket_reso": 64, "max_bucket_reso": 128,
             "dim": 4, "alpha": 4, "preview_every_n_epochs": 1, "preview_steps": 2, "preview_size": 64}
-
-
-def wait_for_run(neo, timeout: float = 600) -> dict:
-    deadline = time.time() + timeout
-    status = neo.get("/lora-lab/v1/train/status")
-    while status.get("running") and time.time() < deadline:
-        time.sleep(0.5)
-        status = neo.get("/lora-lab/v1/train/status")
-    return status
 
 
 def txt2img(neo, prompt: str) -> np.ndarray:

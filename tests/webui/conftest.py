@@ -33,16 +33,3 @@ def webui(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> It
     # teardown: a traceback in the WebUI's log is a failure even when every request answered
     found = unexpected_tracebacks(running.log.read_text(errors="replace"))
     assert not found, f"{len(found)} unexpected traceback(s) in {running.log}:\n\n" + "\n\n".join(found)
-
-
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    """Two captioned squares in a `5_ohwx` folder."""
-    from PIL import Image
-
-    folder = tmp_path / "train" / "5_ohwx"
-    folder.mkdir(parents=True)
-    for i, colour in enumerate(["red", "orange"]):
-        Image.new("RGB", (64, 64), colour).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"ohwx, {colour} square")
-    return folder.parent
