@@ -207,6 +207,20 @@ def build_sdxl_parts(device: torch.device) -> ModelParts:
                       tokenizer_2=import_open_clip().tokenize, te1_hidden_index=11, size_embedders=sizes)
 
 
+def _random_weights(model: torch.nn.Module) -> None:
+    """torch's default initialisation, by hand: Neo's operations skip it (their layers are made to be
+    loaded into), leaving whatever memory held."""
+    with torch.no_grad():
+        for module in model.modules():
+            weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+            if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+                torch.nn.init.kaiming_uniform_(weight, a=5 ** 0.5)
+            elif isinstance(weight, torch.Tensor):
+                weight.fill_(1.0)  # norms
+            if isinstance(bias, torch.Tensor):
+                bias.zero_()
+
+
 def neo_backend(neo_dir: Path, device: torch.device) -> None:
     """Make a Forge Neo build's `backend` importable here (this must be its venv's Python)."""
     sys.path[:0] = [str(neo_dir), str(neo_dir / "modules_forge" / "packages")]
@@ -236,7 +250,7 @@ def build_neo_sdxl_parts(device: torch.device, neo_dir: Path) -> ModelParts:
             num_classes="sequential", adm_in_channels=2816, num_head_channels=64, use_spatial_transformer=True,
             transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10],
             transformer_depth_middle=10, context_dim=2048, use_linear_in_transformer=True)
-    _reinit_zeros(unet)
+    _random_weights(unet)
     for block in unet.modules():  # Neo's in-place residuals cannot be differentiated: both sides run these
         if type(block).__name__ == "BasicTransformerBlock":
             block._forward = _out_of_place(type(block)).__get__(block)
