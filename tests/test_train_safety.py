@@ -151,9 +151,14 @@ def test_an_exception_mid_step_restores_the_model_and_keeps_the_last_good_state(
     assert result.state == "failed"
     assert "out of memory" in result.message and "batch size" in result.message
     assert "failed at step 4" in result.message and "the model is restored" in result.message
-    assert result.steps_done == 3 and result.final_file == tmp_path / "safe.safetensors"
-    with safe_open(str(result.final_file), framework="pt") as f:
+    assert result.steps_done == 3 and result.final_file is None  # never under the finished LoRA's name
+    assert [p.name for p in result.files] == ["safe-step00000003.safetensors"]
+    assert "saved step 3 as safe-step00000003.safetensors (not a finished LoRA)" in result.message
+    with safe_open(str(result.files[0]), framework="pt") as f:
         assert f.metadata()["ss_steps"] == "3"
+        assert f.metadata()["lora_lab_stopped"] == "failed at step 4 (epoch 1)"
+    assert "not a finished LoRA" in (tmp_path / "safe-step00000003.json").read_text()
+    assert not (tmp_path / "safe.safetensors").exists()
 
 
 def test_an_interrupt_stops_after_the_step_and_restores_the_model(standalone_host, dataset,
@@ -166,7 +171,7 @@ def test_an_interrupt_stops_after_the_step_and_restores_the_model(standalone_hos
     assert model_state(standalone_host) == before
     assert (result.state, result.steps_done) == ("interrupted", 2)
     assert "interrupted at step 2" in result.message
-    assert [p.name for p in result.files] == ["safe.safetensors"]
+    assert [p.name for p in result.files] == ["safe-step00000002.safetensors"]
     assert progress.updates[-1][2].startswith("epoch 1/2 · loss ")
 
 
@@ -263,3 +268,17 @@ def test_a_run_whose_loss_diverges_stops_and_says_what_to_change(standalone_host
     assert result.state == "failed" and "lower the learning rates" in result.message, result.message
     assert result.final_file is None
     assert model_state(standalone_host) == before
+
+
+def test_a_name_in_use_is_refused_unless_replacing_it_was_chosen(standalone_host, dataset, tmp_path) -> None:
+    """Training twice under one name must not silently rewrite the first LoRA: the second run is
+    refused before the model is touched, naming the files, and runs when replacing was chosen."""
+    first = train(standalone_host, small(dataset, tmp_path, epochs=1))
+    assert first.state == "finished"
+    kept = first.final_file.read_bytes()
+    before = model_state(standalone_host)
+    with pytest.raises(TrainConfigError, match="already in .*safe.safetensors.*allow replacing it"):
+        train(standalone_host, small(dataset, tmp_path, epochs=1, seed=7))
+    assert first.final_file.read_bytes() == kept and model_state(standalone_host) == before
+    again = train(standalone_host, small(dataset, tmp_path, epochs=1, seed=7, overwrite=True))
+    assert again.state == "finished" and again.final_file.read_bytes() != kept

@@ -37,6 +37,7 @@ def training(ctx: Context, variant: Variant) -> dict[str, Any]:
     from ..train.loop import TrainStatus
 
     values = dict(ctx.state.result("plan")["configs"][variant.key])
+    values["overwrite"] = True  # the flow's own files: it refused others' names before it began
     final = ctx.lora_dir / f"{variant.lora_name}.safetensors"
     resumed = None
     if not (final.is_file() and _run_state(ctx, variant) == "finished"):

@@ -104,9 +104,11 @@ class AutoOptions:
 
     def owns_file(self, name: str) -> bool:
         """Whether a file name is one a run of these variants writes into the Lora folder:
-        NAME[-000002] with .safetensors (or another LoRA suffix), .json, .preview.png, .lora_lab.json."""
+        NAME[-000002] (or a stopped run's NAME-step00000128) with .safetensors (or another LoRA suffix),
+        .json, .preview.png, .lora_lab.json."""
         names = "|".join(re.escape(v.lora_name) for v in self.variants)
-        pattern = rf"({names})(-\d{{6}})?(\.safetensors|\.pt|\.ckpt|\.json|\.preview\.png|\.lora_lab\.json)"
+        pattern = (rf"({names})(-\d{{6}}|-step\d{{8}})?"
+                   rf"(\.safetensors|\.pt|\.ckpt|\.json|\.preview\.png|\.lora_lab\.json)")
         return re.fullmatch(pattern, name, re.IGNORECASE) is not None
 
     @property

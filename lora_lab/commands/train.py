@@ -32,6 +32,7 @@ _HELP: dict[str, str] = {
     "dataset_dir": "kohya N_trigger folders (e.g. 10_ohwx/), or one plain folder of images",
     "output_dir": "where the LoRA files go (default: <home>/Lora)",
     "name": "the LoRA's name: name.safetensors, name-000002.safetensors, ...",
+    "overwrite": "replace an existing LoRA of this name in the output folder (without it, a name in use is refused)",
     "epochs": "passes over the dataset", "save_every_n_epochs": "save an epoch file every N epochs",
     "dim": "LoRA rank", "alpha": "LoRA alpha (strength = alpha / dim)",
     "conv_dim": "LoCon rank on ResBlock convolutions (0: off)", "conv_alpha": "LoCon alpha (default: conv dim)",
@@ -53,7 +54,8 @@ _HELP: dict[str, str] = {
     "shuffle_caption": "shuffle caption tags every draw", "cache_latents_to_disk": "keep latents between runs",
 }
 _SWITCHES = {"--gradient-checkpointing": "gradient_checkpointing", "--flip": "flip",
-             "--shuffle-caption": "shuffle_caption", "--cache-latents-to-disk": "cache_latents_to_disk"}
+             "--shuffle-caption": "shuffle_caption", "--cache-latents-to-disk": "cache_latents_to_disk",
+             "--overwrite": "overwrite"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

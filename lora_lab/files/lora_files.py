@@ -1,7 +1,7 @@
 """The files a training run leaves in the Lora folder — the contract between the trainer that writes
 them and the sweep, review and Auto that read them:
-- `NAME-000002.safetensors` per epoch (sd-scripts' pattern; `NAME-step00000500` for step saves)
-  and `NAME.safetensors` for the final one;
+- `NAME-000002.safetensors` per epoch (sd-scripts' pattern) and `NAME.safetensors` for the final
+  one; a run stopped early (Stop, an error) leaves `NAME-step00000128.safetensors`, never the final name;
 - in each file's metadata, sd-scripts' `ss_*` keys plus LoRA Lab's losses (`LOSS_KEYS`);
 - `NAME.lora_lab.json`, the run file: settings, step plan and how the run went."""
 from __future__ import annotations
@@ -19,11 +19,17 @@ RUN_FILE_SUFFIX = ".lora_lab.json"
 
 TRAIN_LOSS_KEY = "lora_lab_train_loss"  # the epoch's mean training loss (files saved at an epoch's end)
 LOSS_KEYS = {"stable": "lora_lab_stable_loss", "val": "lora_lab_val_loss"}  # the evidence grids read
+STOPPED_KEY = "lora_lab_stopped"  # in a step file: why the run ended there ("interrupted at step 128 of 680")
 
 
 def epoch_stem(name: str, epoch: int | None) -> str:
     """`name-000002` for an epoch file, `name` for the final one."""
     return name if epoch is None else f"{name}-{epoch:06d}"
+
+
+def step_stem(name: str, steps: int) -> str:
+    """`name-step00000128`: the state of a run stopped before its end (kohya's step-save pattern)."""
+    return f"{name}-step{steps:08d}"
 
 
 def epoch_of(stem: str) -> int | None:

@@ -35,6 +35,7 @@ class TrainConfig:
     dataset_dir: Path
     name: str
     output_dir: Path | None = None  # None: the host's LoRA folder
+    overwrite: bool = False  # replace files of an existing LoRA of this name in the output folder
     preset: str | None = None  # recorded only; `from_preset` applies the values
 
     # network

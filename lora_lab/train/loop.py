@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..files.atomic import write_atomic
-from ..files.lora_files import LOSS_KEYS, TRAIN_LOSS_KEY, epoch_stem, run_file
+from ..files.lora_files import (LOSS_KEYS, STOPPED_KEY, TRAIN_LOSS_KEY, epoch_files, epoch_stem, run_file,
+                                 step_stem)
 from ..host.progress import EtaClock
 from ..host.protocol import Host, ModelParts, PreviewRequest
 from .allocator import steady_heap
@@ -167,7 +168,7 @@ def train(host: Host, config: TrainConfig, status: TrainStatus | None = None) ->
         dataset = load_dataset(config)
         out_dir = config.output_dir or host.lora_dir()
         created = _first_missing(out_dir)
-        problems = output_dir_problems(out_dir)
+        problems = output_dir_problems(out_dir) or name_in_use(out_dir, config)
         if problems:
             raise TrainConfigError(problems)
         resume = read_resume_file(config.resume_from) if config.resume_from else None
@@ -191,6 +192,19 @@ def train(host: Host, config: TrainConfig, status: TrainStatus | None = None) ->
         raise
     finally:
         _RUN_LOCK.release()
+
+
+def name_in_use(folder: Path, config: TrainConfig) -> list[str]:
+    """A LoRA of this name already in the output folder is not written over unless the person chose
+    to (`overwrite`); continuing a run from one of its own epoch files adds to it."""
+    existing = epoch_files(folder, config.name)
+    if not existing or config.overwrite:
+        return []
+    if config.resume_from is not None and Path(config.resume_from).resolve() in {p.resolve() for p in existing}:
+        return []
+    shown = ", ".join(p.name for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+    return [f"a LoRA named {config.name!r} is already in {folder} ({shown}): choose another name, or allow "
+            "replacing it"]
 
 
 def _first_missing(folder: Path) -> Path | None:
@@ -345,7 +359,10 @@ class _Run:
             status.message = f"interrupted {where}"
             self._save_last_good()
         except Exception as e:
-            log.exception("training failed")
+            if isinstance(e, TrainingDiverged):  # the settings', not the code's: a message, no traceback
+                log.warning("training stopped: %s", e)
+            else:
+                log.exception("training failed")
             where = ("while caching latents" if status.state == "caching"
                      else f"at step {self.steps_done + 1} (epoch {status.epoch})")
             status.state = "failed"
@@ -401,12 +418,12 @@ class _Run:
                 self.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
-                self.steps_done += 1
                 if not math.isfinite(loss) and not self.network.all_finite():
                     raise TrainingDiverged(
                         f"the loss became {loss} and the LoRA's weights are no longer finite: lower the learning "
-                        f"rates (UNet {config.unet_lr:g}, text encoder {config.te_lr:g}) or raise "
-                        "max_grad_norm's clipping; the epoch files saved before are kept")
+                        f"rates (UNet {config.unet_lr:g}, text encoder {config.te_lr:g}) or clip harder "
+                        "(max_grad_norm); the epoch files saved before are kept")
+                self.steps_done += 1
                 losses.append(loss)
                 self._report(loss, optimizer)
                 if self.host.interrupt.is_set():
@@ -550,9 +567,11 @@ class _Run:
 
     # --- files --------------------------------------------------------------------------------
 
-    def _save(self, epoch: int | None, image: Image.Image | None, epoch_end: bool = False) -> None:
+    def _save(self, epoch: int | None, image: Image.Image | None, epoch_end: bool = False,
+              stopped: str | None = None) -> None:
+        """An epoch file, the final file, or (`stopped`: why the run ended early) a step file."""
         config = self.config
-        stem = epoch_stem(config.name, epoch)
+        stem = step_stem(config.name, self.steps_done) if stopped else epoch_stem(config.name, epoch)
         path = self.out_dir / f"{stem}.safetensors"
         meta = epoch_metadata(self.base_metadata, stem, self.epochs_done, self.steps_done, stem)
         if epoch_end and self.status.epoch_losses:
@@ -561,8 +580,12 @@ class _Run:
             meta[LOSS_KEYS["stable"]] = f"{self.status.stable_losses[-1]:.6f}"
             if self.status.val_losses[-1] is not None:
                 meta[LOSS_KEYS["val"]] = f"{self.status.val_losses[-1]:.6f}"
+        if stopped:
+            meta[STOPPED_KEY] = stopped
         save_lora(path, self.network.state_dict_for_file(SAVE_DTYPES[config.save_precision]), meta)
         note = f"LoRA Lab run {self.session_id}: epoch {self.epochs_done}, step {self.steps_done}"
+        if stopped:
+            note += f"; not a finished LoRA: {stopped}"
         write_json(self.out_dir / f"{stem}.json",
                    card_sidecar(self.parts.family, self.triggers, self.parts.checkpoint_name, note))
         if image is not None:
@@ -570,7 +593,7 @@ class _Run:
             image.save(buffer, format="PNG")
             write_atomic(self.out_dir / f"{stem}.preview.png", buffer.getvalue())
         self.status.files.append(path)
-        if epoch is None:
+        if epoch is None and not stopped:
             self.final_saved = True
 
     def _save_last_good(self) -> None:
@@ -580,13 +603,15 @@ class _Run:
         if not self.network.all_finite():
             self.status.add_note("the LoRA weights are not finite (NaN/inf); nothing saved")
             return
+        reason = self.status.message.split(":")[0]  # "interrupted at step 128 of 680", "failed at step 4 (epoch 1)"
         try:
-            self._save(None, None)
+            self._save(None, None, stopped=reason)
         except Exception as e:
             log.exception("saving the last good state failed")
             self.status.add_note(f"saving the last good state failed: {e}")
             return
-        self.status.message += f"; saved step {self.steps_done} as {self.config.name}.safetensors"
+        stem = step_stem(self.config.name, self.steps_done)
+        self.status.message += f"; saved step {self.steps_done} as {stem}.safetensors (not a finished LoRA)"
 
     def _write_run_file(self) -> None:
         """The run file (`files.lora_files`): the settings, the step plan and how the run went."""

@@ -77,3 +77,14 @@ def test_a_stopped_run_leaves_the_model_as_found(neo, dataset: Path) -> None:
 def test_our_conditioning_equals_neos_get_learned_conditioning(neo) -> None:
     body = neo.get("/lora-lab/v1/model/conditioning-check?width=64&height=64")
     assert body["crossattn_max_diff"] < 1e-5 and body["vector_max_diff"] < 1e-5, body
+
+
+def test_a_failed_run_leaves_the_model_as_found_and_says_why(neo, dataset: Path) -> None:
+    """A learning rate far too high: the run stops at the step its loss stops being a number, names
+    the rates to lower, and Neo's model is exactly as before."""
+    before = neo.get("/lora-lab/v1/model/fingerprint")
+    neo.post("/lora-lab/v1/train", {"dataset_dir": str(dataset), "name": "neofail", **SETTINGS,
+                                    "unet_lr": 1e12, "te_lr": 1e-4, "preview_every_n_epochs": 0})
+    status = wait_for_run(neo)
+    assert status["state"] == "failed" and "lower the learning rates" in status["message"], status
+    assert neo.get("/lora-lab/v1/model/fingerprint") == before

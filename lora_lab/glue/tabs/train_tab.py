@@ -82,6 +82,7 @@ def _groups(resolution: Any = 512) -> list[tuple[str | None, list[Field]]]:
         ]),
         ("Output and previews", [
             ("output_dir", text("Output folder (empty: the Lora folder)")),
+            ("overwrite", check("Replace a LoRA of the same name (its files are overwritten)")),
             ("save_precision", choice("Save as", ["fp16", "fp32", "bf16"], d.save_precision)),
             ("preview_every_n_epochs", num("Preview every N epochs (0: off)", 1, 0)),
             ("preview_prompt", text("Preview prompt (empty: the first caption)")),
