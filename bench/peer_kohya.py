@@ -186,6 +186,7 @@ def run_one(tool: str, variant: str, command: list[str], out: Path) -> Run:
     peak_file = out / "peak.json"
     python, *args = command
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "LORA_LAB_PROGRESS_EVERY": "0",  # piped: LoRA Lab writes plain lines, here one per step
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     if tool == "kohya":
         env["PYTHONPATH"] = str(Path(args[0]).parent)

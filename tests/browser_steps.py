@@ -13,6 +13,15 @@ def field(browser, elem_id: str):
     return browser.find_element(By.CSS_SELECTOR, f"#{elem_id} textarea, #{elem_id} input")
 
 
+def replace_text(element, text: str) -> None:
+    """Type `text` over whatever the field holds (a dropdown may come pre-filled)."""
+    from selenium.webdriver.common.keys import Keys
+
+    element.send_keys(Keys.CONTROL, "a")
+    element.send_keys(Keys.DELETE)
+    element.send_keys(text)
+
+
 def click_tab(browser, container_id: str, label: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -56,7 +65,7 @@ def tag_folder_then_edit_and_undo(browser, folder: Path, model_name: str) -> Non
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
     model = field(browser, "lora_lab_tag_model")
     model.click()
-    model.send_keys(model_name)
+    replace_text(model, model_name)
     model.send_keys(Keys.ENTER)
     field(browser, "lora_lab_tag_trigger").send_keys("ohwx")
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_start").click()

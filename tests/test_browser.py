@@ -81,20 +81,24 @@ def test_ui_tiny_offers_the_tiny_tagger_and_a_missing_tagger_is_said_once(browse
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.browser_steps import field, open_sub_tab
+    from tests.browser_steps import field, open_sub_tab, replace_text
 
     Image.new("RGB", (64, 64), "red").save(tmp_path / "a.png")
     browser.get(tiny_page)
     wait = WebDriverWait(browser, 60)
     open_sub_tab(browser, "Dataset")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lora_lab_tag_refresh"))
+    # the one installed tagger is chosen on page load, and the refresh button is text, not an emoji
+    wait.until(lambda d: field(d, "lora_lab_tag_model").get_attribute("value") == "tiny")
+    assert browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").text == "Refresh"
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_model input").click()
     wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "#lora_lab_tag_model li")
                           if o.text.strip() == "tiny"])
     field(browser, "lora_lab_ds_folder").send_keys(str(tmp_path))
     model = field(browser, "lora_lab_tag_model")
-    model.send_keys("no-such-tagger", Keys.ENTER)
+    replace_text(model, "no-such-tagger")
+    model.send_keys(Keys.ENTER)
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_start").click()
     wait.until(lambda d: "no-such-tagger" in d.find_element(By.CSS_SELECTOR, "#lora_lab_tag_status").text)
     text = browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_status").text

@@ -114,3 +114,14 @@ def test_check_command_with_trigger(lora_dir: Path, tmp_path: Path,
     assert main(["check", str(data), "--trigger", "ohwx", "--lora-dir", str(lora_dir), "--json"]) == 3
     out = json.loads(capsys.readouterr().out)
     assert out["issues"] == [] and len(out["trigger"]["clashes"]) == 3
+
+
+def test_a_fresh_home_without_a_lora_folder_still_gets_the_checks(tmp_path) -> None:
+    """Dataset → Checks on a new install: the trigger's own checks, and a note that there is no LoRA
+    to clash with — not an error instead of every check."""
+    from lora_lab.dataset.trigger import check_trigger
+
+    report = check_trigger("dog", lora_dir=tmp_path / "Lora")
+    assert report.tokens.count == 1 and report.clashes == []
+    assert any("everyday word" in n for n in report.notes)
+    assert any("no LoRA folder yet" in n for n in report.notes)

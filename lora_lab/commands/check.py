@@ -76,4 +76,6 @@ def run_trigger(args: argparse.Namespace) -> int:
 def _trigger_report(args: argparse.Namespace) -> TriggerReport:
     from ..dataset.trigger import check_trigger
 
+    if args.lora_dir is not None and not Path(args.lora_dir).is_dir():
+        raise FileNotFoundError(f"LoRA folder not found: {args.lora_dir}")  # a folder named on purpose
     return check_trigger(args.trigger, args.lora_dir)

@@ -111,9 +111,9 @@ def check_trigger(trigger: str, lora_dir: Path | None = None, tokenizer: Any = N
                             "several tags")
     if lora_dir is not None:
         report.lora_dir = Path(lora_dir)
-        if not report.lora_dir.is_dir():
-            raise FileNotFoundError(f"LoRA folder not found: {lora_dir}")
-        for path in _lora_files(report.lora_dir):
+        if not report.lora_dir.is_dir():  # a fresh install: no LoRA yet, so none can clash
+            report.notes.append(f"no LoRA folder yet ({lora_dir}): no existing LoRA to clash with")
+        for path in _lora_files(report.lora_dir) if report.lora_dir.is_dir() else ():
             report.files_scanned += 1
             try:
                 report.clashes += clashes_in(path, trigger)

@@ -1,6 +1,7 @@
 """Host-independent progress and interrupt primitives (the standalone host uses them directly)."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -70,11 +71,18 @@ class EtaClock:
 
 
 class TerminalProgress:
-    """A one-line progress bar with rate and ETA on a terminal stream."""
+    """A one-line progress bar with rate and ETA on a terminal stream. Without a terminal (output
+    piped to a file or a log) it writes plain lines instead, one every `plain_interval` seconds and
+    one at the end, as pip and tqdm do, rather than a long line of carriage-return redraws."""
 
-    def __init__(self, stream: IO[str] | None = None, min_interval: float = 0.1) -> None:
+    def __init__(self, stream: IO[str] | None = None, min_interval: float = 0.1,
+                 plain_interval: float | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.min_interval = min_interval
+        self.plain = not _is_terminal(self.stream)
+        if plain_interval is None:  # LORA_LAB_PROGRESS_EVERY=0: a line per report (benchmarks read them)
+            every = os.environ.get("LORA_LAB_PROGRESS_EVERY", "")
+            plain_interval = float(every) if every.replace(".", "", 1).isdigit() else 10.0
+        self.min_interval = plain_interval if self.plain else min_interval
         self.job = ""
         self.total = 0
         self.step = 0
@@ -102,13 +110,14 @@ class TerminalProgress:
             self.last_image = image
         now = time.monotonic()
         self._eta = self._clock.remaining(step, self.total, now)
-        if now - self._last_draw >= self.min_interval or step >= self.total:
+        if now - self._last_draw >= self.min_interval or (step >= self.total and not self.plain):
             self._last_draw = now
             self._draw(now)
 
     def end(self) -> None:
         self._draw(time.monotonic())
-        self.stream.write("\n")
+        if not self.plain:
+            self.stream.write("\n")
         self.stream.flush()
 
     def _draw(self, now: float) -> None:
@@ -118,10 +127,17 @@ class TerminalProgress:
         filled = int(width * done / total)
         elapsed = now - self._start
         eta = "    ?" if self._eta is None else f"{self._eta:5.1f}s"
-        line = (f"\r{self.job}: [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+        line = (f"{self.job}: [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
                 f"{elapsed:5.1f}s eta {eta} {self.text}")
-        self.stream.write(line[:160].ljust(80))
+        self.stream.write(f"{line.rstrip()}\n" if self.plain else f"\r{line[:160].ljust(80)}")
         self.stream.flush()
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 class RecordingProgress:

@@ -83,10 +83,17 @@ def _tag_section(get_host: GetHost, dataset: list[gr.components.Component]) -> E
 
         return [m.name for m in find_models(taggers_dir(get_host().models_dir()))]
 
+    def only_installed() -> str | None:
+        """At every page load: the tagger when exactly one is installed (as Auto and Review take it)."""
+        names = model_choices()
+        return names[0] if len(names) == 1 else None
+
     with gr.Row():
         model = gr.Dropdown(label="Tagger model (folder with model.onnx + selected_tags.csv, or its name)",
-                            choices=[], allow_custom_value=True, elem_id="lora_lab_tag_model")
-        refresh = gr.Button("🔄", elem_id="lora_lab_tag_refresh", scale=0, min_width=40)
+                            choices=[], value=only_installed, allow_custom_value=True,
+                            elem_id="lora_lab_tag_model")
+        # text, not an emoji: a machine without an emoji font draws an empty box
+        refresh = gr.Button("Refresh", elem_id="lora_lab_tag_refresh", scale=0, min_width=80)
         download_name = gr.Dropdown(label="Download a standard tagger", choices=list(KNOWN_MODELS),
                                     elem_id="lora_lab_tag_download_name")
         download = gr.Button("Download", elem_id="lora_lab_tag_download", scale=0)
