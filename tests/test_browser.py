@@ -94,7 +94,7 @@ def test_ui_tiny_offers_the_tiny_tagger_and_a_missing_tagger_is_said_once(browse
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_refresh").click()
     browser.find_element(By.CSS_SELECTOR, "#lora_lab_tag_model input").click()
     wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "#lora_lab_tag_model li")
-                          if o.text.strip() == "tiny"])
+                          if o.text.replace("✓", "").strip() == "tiny"])  # ✓: the chosen one
     field(browser, "lora_lab_ds_folder").send_keys(str(tmp_path))
     model = field(browser, "lora_lab_tag_model")
     replace_text(model, "no-such-tagger")
