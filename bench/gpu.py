@@ -143,7 +143,8 @@ def trainer_run(parts: Any, case: Case, work: Path, progress: Any) -> Any:
 
     data = build_sample_dataset(work / f"data-{case.key}", images=1, repeats=case.steps * case.batch,
                                 side=case.resolution)
-    config = TrainConfig(dataset_dir=data, name=case.key, output_dir=work / f"out-{case.key}", dim=case.dim,
+    config = TrainConfig(dataset_dir=data, name=case.key, output_dir=work / f"out-{case.key}", overwrite=True,
+                         dim=case.dim,
                          alpha=case.dim, unet_lr=1e-4, te_lr=5e-5 if case.te else 0.0, epochs=1,
                          batch_size=case.batch, resolution=case.resolution,
                          min_bucket_reso=min(256, case.resolution), max_bucket_reso=max(1024, case.resolution),

@@ -130,7 +130,7 @@ def ours_command(work: Work, variant: str, out: Path) -> list[str]:
             "--epochs", "1", "--dim", "16", "--alpha", "16", "--unet-lr", "1e-4",
             "--te-lr", "1e-4" if variant == "unet+te" else "0", "--resolution", "256",
             "--batch-size", "1", "--optimizer", "adamw", "--scheduler", "constant", "--seed", "1",
-            "--save-precision", "fp16", "--set", "validation=false"]
+            "--save-precision", "fp16", "--set", "validation=false", "--overwrite"]
 
 
 def kohya_command(kohya: Path, python: str, work: Work, variant: str, out: Path) -> list[str]:

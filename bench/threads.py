@@ -41,7 +41,7 @@ def main() -> None:
         def run(threads: int | None) -> float:
             host = StandaloneHost(checkpoint, home=root / "home", progress=RecordingProgress(), threads=threads)
             host.model_parts()
-            config = TrainConfig(dataset_dir=dataset, name="bench", output_dir=root / "out",
+            config = TrainConfig(dataset_dir=dataset, name="bench", output_dir=root / "out", overwrite=True,
                                  epochs=args.epochs, resolution=args.resolution, min_bucket_reso=64,
                                  max_bucket_reso=max(256, args.resolution), dim=4, alpha=4,
                                  preview_every_n_epochs=0, mixed_precision="no")

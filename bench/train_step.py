@@ -408,7 +408,7 @@ def run_trainer(parts: ModelParts, args: argparse.Namespace, with_te: bool, work
                 progress: StepClock) -> None:
     data = build_sample_dataset(work / f"data-{with_te}-{steps}", images=1,
                                 repeats=steps * args.batch, side=args.resolution)
-    config = TrainConfig(dataset_dir=data, name=f"bench-{with_te}", dim=args.dim, alpha=args.dim,
+    config = TrainConfig(dataset_dir=data, name=f"bench-{with_te}", overwrite=True, dim=args.dim, alpha=args.dim,
                          unet_lr=1e-4, te_lr=5e-5 if with_te else 0.0, epochs=1,
                          batch_size=args.batch, resolution=args.resolution,
                          min_bucket_reso=min(256, args.resolution),

@@ -47,7 +47,8 @@ def main() -> None:
         host.model_parts()
 
         def run(**settings: object) -> float:
-            config = TrainConfig(dataset_dir=data, name="bench", output_dir=root / "out", epochs=args.epochs,
+            config = TrainConfig(dataset_dir=data, name="bench", output_dir=root / "out", overwrite=True,
+                                 epochs=args.epochs,
                                  resolution=args.resolution, min_bucket_reso=64,
                                  max_bucket_reso=max(256, args.resolution), dim=8, alpha=8,
                                  preview_every_n_epochs=0, mixed_precision="no", **settings)
