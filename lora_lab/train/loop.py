@@ -337,7 +337,7 @@ class _Run:
         try:
             # the host's own preparation (Forge Neo: trainable tensors, unmerged LoRAs), undone in finally
             heap.enter_context(self.host.prepared_for_training(
-                self.parts, bool(config.train_text_encoder or (self.parts.is_sdxl and config.effective_te2_lr > 0))))
+                self.parts, any(t.is_te for t in self.network.targets.values())))
             status.state = "caching"
             self.latents = encode_latents(self.parts, self.dataset, config.flip, config.seed,
                                           config.cache_latents_to_disk, self.host.progress,
@@ -580,12 +580,11 @@ class _Run:
             meta[LOSS_KEYS["stable"]] = f"{self.status.stable_losses[-1]:.6f}"
             if self.status.val_losses[-1] is not None:
                 meta[LOSS_KEYS["val"]] = f"{self.status.val_losses[-1]:.6f}"
-        if stopped:
-            meta[STOPPED_KEY] = stopped
-        save_lora(path, self.network.state_dict_for_file(SAVE_DTYPES[config.save_precision]), meta)
         note = f"LoRA Lab run {self.session_id}: epoch {self.epochs_done}, step {self.steps_done}"
         if stopped:
+            meta[STOPPED_KEY] = stopped
             note += f"; not a finished LoRA: {stopped}"
+        save_lora(path, self.network.state_dict_for_file(SAVE_DTYPES[config.save_precision]), meta)
         write_json(self.out_dir / f"{stem}.json",
                    card_sidecar(self.parts.family, self.triggers, self.parts.checkpoint_name, note))
         if image is not None:
@@ -610,8 +609,8 @@ class _Run:
             log.exception("saving the last good state failed")
             self.status.add_note(f"saving the last good state failed: {e}")
             return
-        stem = step_stem(self.config.name, self.steps_done)
-        self.status.message += f"; saved step {self.steps_done} as {stem}.safetensors (not a finished LoRA)"
+        saved = self.status.files[-1].name
+        self.status.message += f"; saved step {self.steps_done} as {saved} (not a finished LoRA)"
 
     def _write_run_file(self) -> None:
         """The run file (`files.lora_files`): the settings, the step plan and how the run went."""

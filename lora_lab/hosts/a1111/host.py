@@ -113,30 +113,11 @@ class A1111Host(WebUIHost):
         parts.checkpoint_sha256 = getattr(model.sd_checkpoint_info, "sha256", None)
         return parts
 
-    def conditioning_check(self, prompt: str, width: int, height: int) -> dict[str, object]:
-        """How far the trainer's conditioning for `prompt` is from the WebUI's own
-        get_learned_conditioning at this size (frozen text encoders): max absolute differences."""
-        import torch
-
+    def learned_conditioning(self, parts: ModelParts, prompt: str, width: int, height: int) -> Any:
         from modules import prompt_parser
 
-        from ...train.text import SdxlText, encode_text, size_vector
-
-        model = shared.sd_model
-        with self.exclusive(), torch.no_grad():
-            parts = self.model_parts()
-            theirs = model.get_learned_conditioning(prompt_parser.SdConditioning([prompt], width=width,
-                                                                                 height=height))
-            if not parts.is_sdxl:
-                ours = encode_text(parts, [prompt], parts.clip_skip)
-                return {"family": parts.family, "crossattn_max_diff": float((ours - theirs).abs().max())}
-            context, pooled = SdxlText(parts, False, False)([prompt])
-            size = torch.tensor([[height, width]])
-            crop = torch.tensor([[int(shared.opts.sdxl_crop_top), int(shared.opts.sdxl_crop_left)]])
-            vector = size_vector(parts, pooled, size, crop, size)
-        return {"family": parts.family,
-                "crossattn_max_diff": float((context - theirs["crossattn"].to(context)).abs().max()),
-                "vector_max_diff": float((vector - theirs["vector"].to(vector)).abs().max())}
+        return shared.sd_model.get_learned_conditioning(
+            prompt_parser.SdConditioning([prompt], width=width, height=height))
 
     def render_preview(self, request: PreviewRequest) -> Image.Image:
         """One image through the WebUI's own pipeline. Patched forwards (an in-training LoRA) stay

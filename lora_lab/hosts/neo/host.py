@@ -5,8 +5,7 @@ of those is handled here (`training.py` holds what a run changes and undoes)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from modules import shared
@@ -14,7 +13,7 @@ from modules import shared
 from ...host.protocol import Family, HostInfo, ModelParts, PreviewRequest
 from ..webui.host import WebUIHost
 from .detect import neo_release
-from .text import PairEmbedder, neo_text_encoders
+from .text import PairEmbedder, neo_text_encoders, temporarily
 from .training import trainable_model, training_problems, unmerge_loras
 
 if TYPE_CHECKING:
@@ -65,15 +64,13 @@ class NeoHost(WebUIHost):
     def model_parts(self) -> ModelParts:
         with self.exclusive():
             engine = load_engine()
-        family = family_of_engine(engine)
-        if family is None:
-            kind = type(engine).__name__
-            raise RuntimeError(f"LoRA Lab trains SD1.5 and SDXL models in Forge Neo; the loaded model is "
-                               f"{kind} (Neo has no SD2): load an SD1.5 or SDXL checkpoint")
-        problems = training_problems(engine)
-        if problems:
-            raise RuntimeError("; ".join(problems))
-        with self.exclusive():
+            family = family_of_engine(engine)
+            if family is None:
+                raise RuntimeError(f"LoRA Lab trains SD1.5 and SDXL models in Forge Neo; the loaded model is "
+                                   f"{type(engine).__name__} (Neo has no SD2): load an SD1.5 or SDXL checkpoint")
+            problems = training_problems(engine)
+            if problems:
+                raise RuntimeError("; ".join(problems))
             unmerge_loras()  # the base weights, not what the last generation merged into them
         objects = engine.forge_objects_original
         unet = objects.unet.model.diffusion_model
@@ -102,14 +99,10 @@ class NeoHost(WebUIHost):
         return trainable_model(loaded_engine(), parts, text_encoders)
 
     def loaded_base(self) -> str | None:
-        return {"sd1": "sd1", "sdxl": "sdxl"}.get(family_of_engine(loaded_engine()) or "")
+        return family_of_engine(loaded_engine())
 
     def load_checkpoint_from_settings(self) -> None:
-        from modules import sd_models
-        from modules_forge import main_entry
-
-        main_entry.refresh_model_loading_parameters()
-        sd_models.forge_model_reload()
+        load_engine()
 
     def render_preview(self, request: PreviewRequest) -> Image.Image:
         """One image through Neo's own pipeline, with no other network added; patched forwards (an
@@ -164,44 +157,12 @@ class NeoHost(WebUIHost):
         return {"file": on_disk.filename, "file_modules": len(prefixes),
                 "matched_modules": len(prefixes - missed), "unmatched": sorted(missed)[:20]}
 
-    def conditioning_check(self, prompt: str, width: int, height: int) -> dict[str, object]:
-        """The trainer's conditioning (Neo's own encoders, run outside inference mode) against
-        Neo's get_learned_conditioning at this size: max absolute differences."""
-        import torch
-
+    def learned_conditioning(self, parts: ModelParts, prompt: str, width: int, height: int) -> Any:
+        """At the clip skip the trainer uses (Neo sets its engine's per generation, from the setting)."""
         from modules import prompt_parser
 
-        from ...train.text import SdxlText, encode_text, size_vector
-
-        with self.exclusive():
-            parts = self.model_parts()
-            engine = loaded_engine()
-            # at the clip skip the trainer uses (the setting Neo generates with, set per generation)
-            with _clip_skip(engine, parts.clip_skip):
-                theirs = engine.get_learned_conditioning(
-                    prompt_parser.SdConditioning([prompt], width=width, height=height))
-            with torch.no_grad():
-                if not parts.is_sdxl:
-                    ours = encode_text(parts, [prompt], parts.clip_skip)
-                    return {"family": parts.family,
-                            "crossattn_max_diff": float((ours - theirs[:, :ours.shape[1]].to(ours)).abs().max())}
-                context, pooled = SdxlText(parts, False, False)([prompt])
-                size = torch.tensor([[height, width]])
-                crop = torch.tensor([[int(shared.opts.sdxl_crop_top), int(shared.opts.sdxl_crop_left)]])
-                vector = size_vector(parts, pooled, size, crop, size)
-        return {"family": parts.family,
-                "crossattn_max_diff": float((context - theirs["crossattn"][:, :context.shape[1]].to(context)).abs().max()),
-                "vector_max_diff": float((vector - theirs["vector"].to(vector)).abs().max())}
-
-
-@contextmanager
-def _clip_skip(engine: Any, clip_skip: int) -> Iterator[None]:
-    text = getattr(engine, "text_processing_engine", None)  # SD1; SDXL reads fixed layers
-    before = text.clip_skip if text is not None else None
-    if text is not None:
-        text.clip_skip = clip_skip
-    try:
-        yield
-    finally:
-        if text is not None:
-            text.clip_skip = before
+        engine = loaded_engine()
+        text = getattr(engine, "text_processing_engine", None)  # SD1; SDXL reads fixed layers
+        with temporarily(text, "clip_skip", parts.clip_skip) if text is not None else nullcontext():
+            return engine.get_learned_conditioning(
+                prompt_parser.SdConditioning([prompt], width=width, height=height))

@@ -13,13 +13,14 @@ CHUNK = 77  # 75 tokens + start + end
 
 
 @contextmanager
-def _clip_skip(engine: Any, clip_skip: int) -> Iterator[None]:
-    before = engine.clip_skip
-    engine.clip_skip = clip_skip
+def temporarily(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """`owner.name = value` for the block, then what it was."""
+    before = getattr(owner, name)
+    setattr(owner, name, value)
     try:
         yield
     finally:
-        engine.clip_skip = before
+        setattr(owner, name, before)
 
 
 def _run(engine: Any, captions: list[str]) -> Any:
@@ -44,12 +45,8 @@ def _with_gradient(engine: Any, captions: list[str]) -> Any:
     same values for captions without (weights:1.2); weighted ones train without the rescale."""
     from modules import shared
 
-    before = shared.opts.emphasis
-    shared.opts.emphasis = "No norm"
-    try:
+    with temporarily(shared.opts, "emphasis", "No norm"):
         return engine(captions)
-    finally:
-        shared.opts.emphasis = before
 
 
 def neo_text_encoders(model: Any, family: str) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
@@ -59,17 +56,17 @@ def neo_text_encoders(model: Any, family: str) -> tuple[Callable[..., Any], Call
         engine = model.text_processing_engine
 
         def sd1(captions: list[str], clip_skip: int) -> Any:
-            with _clip_skip(engine, clip_skip):
+            with temporarily(engine, "clip_skip", clip_skip):
                 return _run(engine, captions)[:, :CHUNK]
         return sd1, None
     engine_l, engine_g = model.text_processing_engine_l, model.text_processing_engine_g
 
     def te1(captions: list[str], clip_skip: int = 2) -> Any:
-        with _clip_skip(engine_l, clip_skip):
+        with temporarily(engine_l, "clip_skip", clip_skip):
             return _run(engine_l, captions)[:, :CHUNK]
 
     def te2(captions: list[str]) -> tuple[Any, Any]:
-        with _clip_skip(engine_g, 2):  # bigG's penultimate layer, as sgm reads it too
+        with temporarily(engine_g, "clip_skip", 2):  # bigG's penultimate layer, as sgm reads it too
             hidden, pooled = _run(engine_g, captions)
         return hidden[:, :CHUNK], pooled
     return te1, te2

@@ -165,10 +165,10 @@ def trainable_model(engine: Any, parts: ModelParts, text_encoders: bool) -> Iter
     unmerge_loras()
     # what a generation without LoRAs leaves: previews (extra networks off) then sample with the
     # original patchers instead of the last generation's LoRA clones, whose loading would merge
-    # those LoRAs into the weights mid-run; the next generation with LoRAs applies them again
+    # those LoRAs into the weights mid-run; the next generation with LoRAs applies them again (the
+    # hash reset below)
     engine.forge_objects = engine.forge_objects_original.shallow_copy()
     engine.forge_objects_after_applying_lora = engine.forge_objects_original.shallow_copy()
-    engine.current_lora_hash = str([])
     memory_management.load_models_gpu(patchers, force_full_load=True)
     with ExitStack() as stack:
         stack.callback(memory_management.soft_empty_cache)

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modules import call_queue, paths, shared
 
 from ...host.progress import ReentrantExclusive
-from ...host.protocol import Host, PreviewRequest
+from ...host.protocol import Host, ModelParts, PreviewRequest
 from .task import run_as_webui_task
 
 if TYPE_CHECKING:
@@ -92,6 +92,32 @@ class WebUIHost(Host):
     def reread_lora_files(self) -> None:
         """Make the next generation read LoRA files from disk, so a file rewritten under a name the
         WebUI has applied serves its new weights (A1111's Lora extension checks the file's mtime)."""
+
+    def learned_conditioning(self, parts: ModelParts, prompt: str, width: int, height: int) -> Any:
+        """The WebUI's own conditioning for `prompt` at this size (its get_learned_conditioning)."""
+        raise NotImplementedError
+
+    def conditioning_check(self, prompt: str, width: int, height: int) -> dict[str, object]:
+        """How far the trainer's conditioning for `prompt` is from the WebUI's own at this size
+        (frozen text encoders): max absolute differences. The trainer reads the first 77 tokens."""
+        import torch
+
+        from ...train.text import SdxlText, encode_text, size_vector
+
+        with self.exclusive(), torch.no_grad():
+            parts = self.model_parts()
+            theirs = self.learned_conditioning(parts, prompt, width, height)
+            if not parts.is_sdxl:
+                ours = encode_text(parts, [prompt], parts.clip_skip)
+                return {"family": parts.family,
+                        "crossattn_max_diff": float((ours - theirs[:, :ours.shape[1]].to(ours)).abs().max())}
+            context, pooled = SdxlText(parts, False, False)([prompt])
+            size = torch.tensor([[height, width]])
+            crop = torch.tensor([[int(shared.opts.sdxl_crop_top), int(shared.opts.sdxl_crop_left)]])
+            vector = size_vector(parts, pooled, size, crop, size)
+        crossattn = theirs["crossattn"][:, :context.shape[1]].to(context)
+        return {"family": parts.family, "crossattn_max_diff": float((context - crossattn).abs().max()),
+                "vector_max_diff": float((vector - theirs["vector"].to(vector)).abs().max())}
 
     def run_job(self, task_id: str, work: Callable[[], T]) -> T:
         return run_as_webui_task(task_id, work) if task_id.startswith("task(") else work()
